@@ -1,0 +1,153 @@
+"""The adapter contract: what every broker package implements.
+
+Verbs follow ccxt: ``fetch_*`` read, ``create_order`` / ``cancel_order`` / ``modify_order`` write,
+``watch_*`` stream. Every method does build → call → parse. Reads raise ``OperationFailed`` leaves
+when the broker cannot be reached and ``BrokerError`` leaves when it refuses; writes never retry.
+
+Batch reads (``fetch_*_many``) are what the per-request loaders call: one call per connection where
+the broker can batch, else one per account run concurrently. Their results map each key to either a
+value or the exception for that key, so that one failing account spoils nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ..config import ConnectionConfig
+from ..domain.enums import Broker, ConnectionStatus, OrderType, Product
+from ..domain.errors import GatewayError, NotSupported
+from ..domain.keys import AccountKey, ConfirmationKey, OrderKey, PositionKey
+from ..domain.models import Account, AllocationGroup, Order, Position
+from ..domain.requests import OrderFilter, OrderRequest, OrderUpdate, PositionFilter
+
+__all__ = ["BaseAdapter", "Capabilities", "Confirmation", "PlaceOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a broker supports; the GraphQL layer answers ``NotSupported`` for the rest."""
+
+    allocation_groups: bool = False
+    modify_order: bool = False
+    convert_position: bool = False
+    native_square_off: bool = False
+    order_types: frozenset[OrderType] = frozenset(OrderType)
+    products: frozenset[Product] = frozenset()
+    fractional_quantities: bool = False
+    max_expiry_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """The broker wants an answer before the order exists (IBKR reply questions, a lemon PIN).
+
+    ``key`` is what ``confirm_order`` takes back; ``messages`` / ``message_ids`` are the broker's.
+    """
+
+    key: ConfirmationKey
+    messages: tuple[str, ...]
+    message_ids: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PlaceOutcome = Order | Confirmation
+
+
+class BaseAdapter:
+    """Base class of the broker adapters: defaults that answer ``NotSupported`` and batch helpers.
+
+    Subclasses set ``broker`` and ``capabilities`` and implement the verbs their broker has.
+    """
+
+    broker: Broker
+    capabilities = Capabilities()
+
+    def __init__(self, config: ConnectionConfig) -> None:
+        self.config = config
+        self.connection = config.name
+        self.status = ConnectionStatus.UP
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open sessions, log in, start keep-alives. Must not raise when the broker is down."""
+
+    async def close(self) -> None:
+        """Close sessions and stop background tasks."""
+
+    def upstream_calls(self) -> int:
+        """How many HTTP requests this adapter has sent (for diagnostics)."""
+        return 0
+
+    # -- reads ----------------------------------------------------------------------------
+    async def fetch_accounts(self) -> list[Account]:
+        raise NotImplementedError
+
+    async def fetch_allocation_groups(self) -> list[AllocationGroup]:
+        return []
+
+    async def fetch_positions(self, account: AccountKey, filter: PositionFilter | None = None) -> list[Position]:
+        raise NotImplementedError
+
+    async def fetch_orders(self, account: AccountKey, filter: OrderFilter | None = None) -> list[Order]:
+        raise NotImplementedError
+
+    async def fetch_order(self, key: OrderKey) -> Order:
+        raise NotImplementedError
+
+    async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
+                                       hint: OrderRequest | None = None) -> Order | None:
+        """The order sent with ``client_order_id``, or ``None``; ``hint`` narrows the search."""
+        for order in await self.fetch_orders(account):
+            if order.client_order_id == client_order_id:
+                return order
+        return None
+
+    async def fetch_positions_many(self, accounts: Sequence[AccountKey], filter: PositionFilter | None = None
+                                   ) -> dict[AccountKey, list[Position] | GatewayError]:
+        return await self._per_account(accounts, lambda a: self.fetch_positions(a, filter))
+
+    async def fetch_orders_many(self, accounts: Sequence[AccountKey], filter: OrderFilter | None = None
+                                ) -> dict[AccountKey, list[Order] | GatewayError]:
+        return await self._per_account(accounts, lambda a: self.fetch_orders(a, filter))
+
+    async def _per_account(self, accounts: Sequence[AccountKey], call: Any) -> dict[AccountKey, Any]:
+        results = await asyncio.gather(*(call(a) for a in accounts), return_exceptions=True)
+        out: dict[AccountKey, Any] = {}
+        for account, result in zip(accounts, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                raise result
+            out[account] = result
+        return out
+
+    # -- writes ---------------------------------------------------------------------------
+    async def create_order(self, request: OrderRequest) -> PlaceOutcome:
+        raise NotSupported(f"{self.broker.name} orders are not supported", connection=self.connection)
+
+    async def confirm_order(self, key: ConfirmationKey, accept: bool, pin: str | None = None) -> PlaceOutcome | None:
+        """Answer a :class:`Confirmation`; ``None`` when declined (nothing placed)."""
+        raise NotSupported(f"{self.broker.name} has no order confirmations", connection=self.connection)
+
+    async def cancel_order(self, key: OrderKey) -> Order:
+        raise NotSupported(f"{self.broker.name} cannot cancel orders", connection=self.connection)
+
+    async def modify_order(self, key: OrderKey, update: OrderUpdate) -> PlaceOutcome:
+        raise NotSupported(f"{self.broker.name} cannot modify orders", connection=self.connection)
+
+    async def square_off_position(self, position: Position, quantity: Decimal, order_type: OrderType,
+                                  limit_price: Decimal | None, client_order_id: str) -> PlaceOutcome:
+        """Close ``quantity`` of ``position`` (the broker's own square-off where it has one)."""
+        raise NotSupported(f"{self.broker.name} cannot square off positions", connection=self.connection)
+
+    async def convert_position(self, position: Position, to_product: Product, quantity: Decimal) -> Position:
+        raise NotSupported(f"{self.broker.name} has no position conversion", connection=self.connection)
+
+    # -- streams --------------------------------------------------------------------------
+    def watch_orders(self, account: AccountKey) -> AsyncIterator[Order]:
+        raise NotSupported(f"{self.broker.name} has no order stream", connection=self.connection)
+
+    def position_key(self, account: AccountKey, instrument_id: str, product: str = "") -> PositionKey:
+        return PositionKey(self.connection, account.account_number, instrument_id, product)

@@ -1,0 +1,136 @@
+"""Configuration: a TOML file of connections, API keys, limits and the profile.
+
+Example::
+
+    profile = "production"            # or "development" (GraphiQL, introspection, no key needed)
+
+    [connections.lemon-paper]
+    broker = "lemon"
+    base_url = "https://paper-trading.lemon.markets/v1/"
+    credentials_env = { api_key = "LEMON_API_KEY" }   # credential name → environment variable
+    timeout = 10.0                    # seconds per attempt (aiohttp total timeout)
+    connect_timeout = 3.0
+    read_retries = 2                  # extra attempts for reads; writes are never retried
+    rate_limit = 1.6                  # requests per second, client side
+
+    [[api_keys]]
+    name = "advisor-frontend"
+    sha256 = "<hex sha256 of the key>"
+    connections = ["lemon-paper"]     # "*" for all
+
+Secrets are held as ``SecretStr`` and never logged or printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+__all__ = ["ApiKeyConfig", "ConnectionConfig", "GatewayConfig", "LimitsConfig", "load_config"]
+
+BrokerName = Literal["lemon", "ibkr", "etna", "aliceblue"]
+
+
+class ConnectionConfig(BaseModel):
+    """One configured broker connection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    broker: BrokerName
+    base_url: str
+    credentials: dict[str, SecretStr] = Field(default_factory=dict)
+    credentials_env: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(10.0, gt=0)
+    connect_timeout: float = Field(3.0, gt=0)
+    read_retries: int = Field(2, ge=0, le=10)
+    retry_max_wait: float = Field(5.0, ge=0)
+    rate_limit: float | None = Field(None, gt=0)
+    verify_tls: bool = True
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        return v if v.endswith("/") else v + "/"
+
+    def credential(self, key: str) -> str | None:
+        """The credential ``key``: from ``credentials``, else from the environment variable that
+        ``credentials_env`` names. ``None`` when neither is set."""
+        if key in self.credentials:
+            return self.credentials[key].get_secret_value()
+        env = self.credentials_env.get(key)
+        return os.environ.get(env) if env else None
+
+
+class ApiKeyConfig(BaseModel):
+    """An API key (stored as its SHA-256) and the connections it may use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    sha256: str
+    connections: list[str] = Field(default_factory=lambda: ["*"])
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        v = v.lower()
+        if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+            raise ValueError("sha256 must be 64 hex digits")
+        return v
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+class LimitsConfig(BaseModel):
+    """Query limits (security by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    max_page_size: int = 100
+    max_subscriptions_per_connection: int = 20
+
+
+class GatewayConfig(BaseModel):
+    """The whole configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: Literal["development", "production"] = "development"
+    connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    allow_legacy_ws_protocol: bool = False
+
+    @model_validator(mode="after")
+    def _names(self) -> GatewayConfig:
+        for name, conn in self.connections.items():
+            conn.name = name
+        for key in self.api_keys:
+            unknown = [c for c in key.connections if c != "*" and c not in self.connections]
+            if unknown:
+                raise ValueError(f"api key {key.name!r} names unknown connections {unknown}")
+        return self
+
+    @property
+    def development(self) -> bool:
+        return self.profile == "development"
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a TOML configuration file; raises ``pydantic.ValidationError`` or
+    ``tomllib.TOMLDecodeError`` with the offending key."""
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    return GatewayConfig.model_validate(data)
