@@ -24,7 +24,7 @@ from ..domain.keys import AccountKey, ConfirmationKey, OrderKey, PositionKey
 from ..domain.models import Account, AllocationGroup, Order, Position
 from ..domain.requests import OrderFilter, OrderRequest, OrderUpdate, PositionFilter
 
-__all__ = ["BaseAdapter", "Capabilities", "Confirmation", "PlaceOutcome"]
+__all__ = ["BaseAdapter", "Capabilities", "Confirmation", "Page", "PlaceOutcome", "WindowQuery"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,24 @@ class Confirmation:
 
 
 PlaceOutcome = Order | Confirmation
+
+
+@dataclass(frozen=True, slots=True)
+class WindowQuery:
+    """One account's list, filtered, from ``offset`` for ``limit`` items (a Relay page)."""
+
+    account: AccountKey
+    filter: Any = None  # PositionFilter | OrderFilter | None
+    offset: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A window of a list and the list's total size after filtering."""
+
+    items: list[Any]
+    total: int
 
 
 class BaseAdapter:
@@ -113,6 +131,36 @@ class BaseAdapter:
     async def fetch_orders_many(self, accounts: Sequence[AccountKey], filter: OrderFilter | None = None
                                 ) -> dict[AccountKey, list[Order] | GatewayError]:
         return await self._per_account(accounts, lambda a: self.fetch_orders(a, filter))
+
+    async def fetch_positions_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
+        """Windows of position lists. The default reads whole lists (one ``fetch_positions_many`` per
+        distinct filter), filters locally and slices; a broker that pages natively overrides it."""
+        return await self._pages(queries, self.fetch_positions_many)
+
+    async def fetch_orders_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
+        """Windows of order lists; see :meth:`fetch_positions_pages`."""
+        return await self._pages(queries, self.fetch_orders_many)
+
+    async def _pages(self, queries: Sequence[WindowQuery], fetch_many: Any) -> list[Page | GatewayError]:
+        by_filter: dict[Any, list[AccountKey]] = {}
+        for q in queries:
+            accounts = by_filter.setdefault(q.filter, [])
+            if q.account not in accounts:
+                accounts.append(q.account)
+        lists: dict[tuple[Any, AccountKey], Any] = {}
+        results = await asyncio.gather(*(fetch_many(accounts, flt) for flt, accounts in by_filter.items()))
+        for (flt, _), result in zip(by_filter.items(), results, strict=True):
+            for account, value in result.items():
+                lists[(flt, account)] = value
+        out: list[Page | GatewayError] = []
+        for q in queries:
+            value = lists[(q.filter, q.account)]
+            if isinstance(value, GatewayError):
+                out.append(value)
+                continue
+            items = [x for x in value if q.filter is None or q.filter.matches(x)]
+            out.append(Page(items[q.offset:q.offset + q.limit], len(items)))
+        return out
 
     async def _per_account(self, accounts: Sequence[AccountKey], call: Any) -> dict[AccountKey, Any]:
         results = await asyncio.gather(*(call(a) for a in accounts), return_exceptions=True)

@@ -1,0 +1,1 @@
+"""lemon.markets Trading API v1 adapter (shared/brokers/lemon.md)."""

@@ -1,0 +1,78 @@
+"""Raw lemon Trading API v1 calls, one method per endpoint (lemon.md §4).
+
+Money stays in lemon's integers here; ``parsing.py`` converts. Lists follow ``next`` to the end
+unless a single page is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...config import ConnectionConfig
+from ...domain.errors import BadResponse
+from ..http import HttpClient
+from .errors import map_error
+
+__all__ = ["LemonClient", "Page"]
+
+Page = tuple[list[dict[str, Any]], int]  # (results, total)
+
+
+class LemonClient:
+    """Bearer-authenticated client of one lemon API key (``credentials.api_key``)."""
+
+    def __init__(self, config: ConnectionConfig) -> None:
+        api_key = config.credential("api_key")
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = HttpClient(config, map_error, auth_headers=lambda: self._auth)
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    @staticmethod
+    def _results(body: Any) -> Any:
+        if not isinstance(body, dict) or body.get("status") != "ok":
+            raise BadResponse("lemon answered without an ok envelope")
+        return body.get("results")
+
+    # GET account
+    async def get_account(self) -> dict[str, Any]:
+        return self._results((await self.http.read("GET", "account")).body)
+
+    # GET positions / GET orders, one page
+    async def get_page(self, resource: str, params: list[tuple[str, str]], *, limit: int, page: int) -> Page:
+        body = (await self.http.read("GET", resource, params=[*params, ("limit", str(limit)),
+                                                               ("page", str(page))])).body
+        results = self._results(body)
+        return list(results or []), int(body.get("total", len(results or [])))
+
+    # GET positions / GET orders, every page (follows the absolute ``next`` links)
+    async def get_all(self, resource: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        response = await self.http.read("GET", resource, params=[*params, ("limit", "100"), ("page", "1")])
+        items: list[dict[str, Any]] = list(self._results(response.body) or [])
+        next_url = response.body.get("next")
+        seen = {response.url}
+        while next_url:
+            if next_url in seen:
+                raise BadResponse("lemon pagination loops")
+            seen.add(next_url)
+            response = await self.http.read("GET", next_url)
+            items.extend(self._results(response.body) or [])
+            next_url = response.body.get("next")
+        return items
+
+    # GET orders/{id}
+    async def get_order(self, order_id: str) -> dict[str, Any]:
+        return self._results((await self.http.read("GET", f"orders/{order_id}")).body)
+
+    # POST orders (never retried)
+    async def post_orders(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._results((await self.http.write("POST", "orders", json_body=body)).body)
+
+    # POST orders/{id}/activate (never retried)
+    async def post_orders_activate(self, order_id: str, pin: str | None = None) -> None:
+        await self.http.write("POST", f"orders/{order_id}/activate", json_body={"pin": pin} if pin else {})
+
+    # DELETE orders/{id} (never retried)
+    async def delete_order(self, order_id: str) -> None:
+        await self.http.write("DELETE", f"orders/{order_id}")

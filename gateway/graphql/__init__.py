@@ -1,0 +1,1 @@
+"""The Strawberry layer: one package per domain, merged in ``schema.py``."""

@@ -1,0 +1,1 @@
+"""GraphQL allocation_group domain."""

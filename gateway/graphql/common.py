@@ -1,0 +1,126 @@
+"""Types shared by every domain package: Node, Money, Instrument, PageInfo, cursors, UserErrors."""
+
+from __future__ import annotations
+
+import base64
+
+import strawberry
+
+from ..domain import models
+from ..domain.errors import InvalidInput as InvalidInputError
+from .enums import AssetClassEnum, ErrorCodeEnum
+from .scalars import Decimal
+
+__all__ = ["BrokerUnavailable", "InvalidInput", "Instrument", "Money", "Node", "NotFound", "NotSupported",
+           "OrderOutcomeUnknown", "OrderRejected", "PageInfo", "UserError", "decode_cursor", "encode_cursor",
+           "money", "window"]
+
+
+@strawberry.interface(description="An object with an opaque global id, resolvable with `node(id:)`.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="Opaque global id; carries the connection and the broker's ids.")
+
+
+@strawberry.type(description="An amount of money: a decimal amount in an ISO 4217 currency.")
+class Money:
+    amount: Decimal = strawberry.field(description="Amount in currency units (EUR, not cents).")
+    currency: str = strawberry.field(description="ISO 4217 currency code.")
+
+
+def money(value: models.Money | None) -> Money | None:
+    return None if value is None else Money(amount=value.amount, currency=value.currency)
+
+
+@strawberry.type(description="A tradable instrument as the broker lists it.")
+class Instrument:
+    symbol: str | None = strawberry.field(description="Ticker / trading symbol as the broker lists it.")
+    isin: str | None = strawberry.field(description="ISIN (ISO 6166), where known.")
+    name: str | None = strawberry.field(description="Instrument name.")
+    exchange: str | None = strawberry.field(
+        description="MIC where known (XMUN, XNAS, ...), else the broker's venue code (NSE, BSE).")
+    currency: str | None = strawberry.field(description="Trading currency (ISO 4217).")
+    asset_class: AssetClassEnum | None = strawberry.field(description="Kind of instrument.")
+    broker_instrument_id: str | None = strawberry.field(
+        description="The broker's instrument id: IBKR conid, ETNA SecurityId, Alice Blue instrumentId, lemon ISIN.")
+
+    @classmethod
+    def from_domain(cls, i: models.Instrument) -> Instrument:
+        return cls(symbol=i.symbol, isin=i.isin, name=i.name, exchange=i.exchange, currency=i.currency,
+                   asset_class=AssetClassEnum(i.asset_class.value) if i.asset_class else None,
+                   broker_instrument_id=i.broker_instrument_id)
+
+
+@strawberry.type(description="Relay page information.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
+    has_previous_page: bool = strawberry.field(description="Whether items precede this page.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first item of the page.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last item of the page; pass it as `after`.")
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        kind, _, number = text.partition(":")
+        offset = int(number)
+    except Exception:
+        raise InvalidInputError("not a valid cursor", field="after") from None
+    if kind != "offset" or offset < 0:
+        raise InvalidInputError("not a valid cursor", field="after")
+    return offset
+
+
+def window(first: int | None, after: str | None, max_page_size: int) -> tuple[int, int]:
+    """``(offset, limit)`` of a Relay page; ``InvalidInput`` for ``first`` outside 0..max."""
+    limit = 50 if first is None else first
+    if limit < 0 or limit > max_page_size:
+        raise InvalidInputError(f"first must be between 0 and {max_page_size}", field="first")
+    offset = decode_cursor(after) + 1 if after else 0
+    return offset, limit
+
+
+def page_info(offset: int, count: int, total: int) -> PageInfo:
+    return PageInfo(has_next_page=offset + count < total, has_previous_page=offset > 0,
+                    start_cursor=encode_cursor(offset) if count else None,
+                    end_cursor=encode_cursor(offset + count - 1) if count else None)
+
+
+@strawberry.interface(description="An expected failure of a mutation.")
+class UserError:
+    code: ErrorCodeEnum = strawberry.field(description="Machine-readable code.")
+    message: str = strawberry.field(description="Human-readable explanation.")
+
+
+@strawberry.type(description="The input is invalid; nothing was sent to the broker.")
+class InvalidInput(UserError):
+    field: str | None = strawberry.field(description="The input field at fault (dotted path), if one is.")
+
+
+@strawberry.type(description="No such object, or it is not visible to the caller.")
+class NotFound(UserError):
+    pass
+
+
+@strawberry.type(description="The broker has no such operation.")
+class NotSupported(UserError):
+    pass
+
+
+@strawberry.type(description="The broker refused the request.")
+class OrderRejected(UserError):
+    broker_code: str | None = strawberry.field(description="The broker's own error code.")
+    broker_message: str | None = strawberry.field(description="The broker's own error message.")
+
+
+@strawberry.type(description="The order request was sent but its outcome is unknown; nothing was re-sent.")
+class OrderOutcomeUnknown(UserError):
+    client_order_id: str = strawberry.field(description="Client order id to look the order up by later.")
+
+
+@strawberry.type(description="The broker could not be reached, failed, or rate-limited the request.")
+class BrokerUnavailable(UserError):
+    retry_after_seconds: int | None = strawberry.field(description="Seconds to wait before retrying, if known.")

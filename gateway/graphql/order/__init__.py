@@ -1,0 +1,1 @@
+"""GraphQL order domain."""

@@ -1,0 +1,112 @@
+"""Order and its Relay connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from ...brokers.base import Page, WindowQuery
+from ...domain import models
+from ...domain.errors import GatewayError
+from ..common import Instrument, Money, Node, PageInfo, encode_cursor, money, page_info
+from ..context import Info
+from ..enums import OrderSideEnum, OrderStatusEnum, OrderTypeEnum, TimeInForceEnum
+from ..ids import encode
+from ..scalars import Decimal
+
+if TYPE_CHECKING:
+    from ..account.types import Account
+    from ..allocation_group.types import AllocationGroup
+
+__all__ = ["Order", "OrderConnection", "OrderEdge"]
+
+
+@strawberry.type(description="An order as the broker reports it, normalised.")
+class Order(Node):
+    broker_order_id: str = strawberry.field(description="The broker's order id.")
+    client_order_id: str | None = strawberry.field(
+        description="What the gateway sent as lemon idempotency / IBKR cOID / ETNA ClientId / Alice Blue orderTag.")
+    instrument: Instrument = strawberry.field(description="The instrument.")
+    side: OrderSideEnum = strawberry.field(description="Buy or sell.")
+    type: OrderTypeEnum = strawberry.field(description="Order type.")
+    quantity: Decimal = strawberry.field(description="Ordered quantity.")
+    filled_quantity: Decimal = strawberry.field(description="Quantity executed so far.")
+    remaining_quantity: Decimal = strawberry.field(description="Quantity still working (0 once terminal).")
+    limit_price: Money | None = strawberry.field(description="Limit price per unit.")
+    stop_price: Money | None = strawberry.field(description="Stop (trigger) price per unit.")
+    average_fill_price: Money | None = strawberry.field(description="Average execution price per unit.")
+    time_in_force: TimeInForceEnum = strawberry.field(description="Time in force.")
+    expires_at: datetime | None = strawberry.field(description="When the order expires, if it does.")
+    status: OrderStatusEnum = strawberry.field(description="Normalised status.")
+    broker_status: str = strawberry.field(description="The broker's own status word.")
+    created_at: datetime | None = strawberry.field(description="When the order was created.")
+    updated_at: datetime | None = strawberry.field(description="When the order last changed.")
+    notes: str | None = strawberry.field(description="Free-text notes sent with the order.")
+    _domain: strawberry.Private[models.Order]
+
+    @classmethod
+    def from_domain(cls, o: models.Order) -> Order:
+        return cls(
+            id=strawberry.ID(encode(o.key)), broker_order_id=o.key.broker_order_id, client_order_id=o.client_order_id,
+            instrument=Instrument.from_domain(o.instrument), side=OrderSideEnum(o.side.value),
+            type=OrderTypeEnum(o.type.value), quantity=o.quantity, filled_quantity=o.filled_quantity,
+            remaining_quantity=o.remaining_quantity, limit_price=money(o.limit_price), stop_price=money(o.stop_price),
+            average_fill_price=money(o.average_fill_price), time_in_force=TimeInForceEnum(o.time_in_force.value),
+            expires_at=o.expires_at, status=OrderStatusEnum(o.status.value), broker_status=o.broker_status,
+            created_at=o.created_at, updated_at=o.updated_at, notes=o.notes, _domain=o,
+        )
+
+    @strawberry.field(description="The account; null for an order placed for an allocation group as a whole.")
+    async def account(self, info: Info) -> Annotated[Account, strawberry.lazy("..account.types")] | None:
+        from ..account.types import Account
+
+        if not self._domain.account_known:
+            return None
+        key = self._domain.account_key
+        found = await info.context.loaders.account(key)
+        if found is None:
+            return Account.from_domain(models.Account(key=key, broker=info.context.registry.get(key.connection).broker))
+        return Account.from_domain(found)
+
+    @strawberry.field(description="The allocation group the order was placed for, if any.")
+    async def allocation_group(self, info: Info
+                               ) -> Annotated[AllocationGroup, strawberry.lazy("..allocation_group.types")] | None:
+        from ..allocation_group.types import AllocationGroup
+
+        key = self._domain.allocation_group
+        if key is None:
+            return None
+        group = await info.context.loaders.allocation_group(key)
+        return AllocationGroup.from_domain(group) if group else None
+
+
+@strawberry.type(description="An edge of an order list.")
+class OrderEdge:
+    cursor: str = strawberry.field(description="Opaque cursor of this order.")
+    node: Order = strawberry.field(description="The order.")
+
+
+@strawberry.type(description="A page of orders.")
+class OrderConnection:
+    edges: list[OrderEdge] = strawberry.field(description="The orders of this page with their cursors.")
+    nodes: list[Order] = strawberry.field(description="The orders of this page.")
+    page_info: PageInfo = strawberry.field(description="Paging information.")
+    total_count: int = strawberry.field(description="Number of orders matching the filter, over all pages.")
+
+    @classmethod
+    def build(cls, page: Page, offset: int) -> OrderConnection:
+        nodes = [Order.from_domain(o) for o in page.items]
+        edges = [OrderEdge(cursor=encode_cursor(offset + i), node=n) for i, n in enumerate(nodes)]
+        return cls(edges=edges, nodes=nodes, page_info=page_info(offset, len(nodes), page.total),
+                   total_count=page.total)
+
+    @classmethod
+    async def load(cls, info: Info, query: WindowQuery) -> OrderConnection:
+        try:
+            page = await info.context.loaders.orders_by_account.load(query)
+        except GatewayError as exc:
+            info.context.report(exc.with_connection(query.account.connection), info)
+            return cls.build(Page([], 0), 0)
+        return cls.build(page, query.offset)

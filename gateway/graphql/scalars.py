@@ -1,0 +1,36 @@
+"""Custom scalars: ``Decimal`` as a string-serialised decimal (never a float)."""
+
+from __future__ import annotations
+
+import decimal
+from typing import NewType
+
+import strawberry
+
+__all__ = ["Decimal"]
+
+
+def _parse(value: object) -> decimal.Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("Decimal must be given as a string (or an integer), never a float")
+    try:
+        parsed = decimal.Decimal(str(value).strip())
+    except decimal.InvalidOperation:
+        raise ValueError(f"{value!r} is not a decimal number") from None
+    if not parsed.is_finite():
+        raise ValueError("Decimal must be finite")
+    return parsed
+
+
+def _serialize(value: decimal.Decimal) -> str:
+    text = format(value.normalize() if value == value.to_integral_value() else value, "f")
+    return text
+
+
+Decimal = strawberry.scalar(
+    NewType("Decimal", decimal.Decimal),
+    name="Decimal",
+    description="A decimal number serialised as a string, e.g. \"12.3400\"; money and quantities are never floats.",
+    serialize=_serialize,
+    parse_value=_parse,
+)

@@ -1,0 +1,42 @@
+"""The one place the domains are merged into Query / Mutation / Subscription, with the security
+extensions (depth, alias and token limits; introspection off in production; error codes)."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+
+from ..config import LimitsConfig
+from .account.types import Account
+from .allocation_group.types import AllocationGroup
+from .connection.types import BrokerConnection
+from .errors import ErrorCodes
+from .order.mutations import OrderMutations
+from .order.types import Order
+from .position.mutations import PositionMutations
+from .position.types import Position
+from .queries import Query
+from .subscription import Subscription
+
+__all__ = ["Mutation", "build_schema"]
+
+
+@strawberry.type(description="Place, confirm, modify and cancel orders; square off and convert positions.")
+class Mutation(OrderMutations, PositionMutations):
+    pass
+
+
+def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = True) -> strawberry.Schema:
+    """The schema with the security extensions configured from ``limits``."""
+    limits = limits or LimitsConfig()
+    extensions: list[object] = [
+        QueryDepthLimiter(max_depth=limits.max_depth),
+        MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        MaxTokensLimiter(max_token_count=limits.max_tokens),
+        ErrorCodes,
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
+                             types=[BrokerConnection, Account, AllocationGroup, Order, Position],
+                             extensions=extensions)  # type: ignore[arg-type]

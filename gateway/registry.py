@@ -1,0 +1,38 @@
+"""The configured connections and their adapters, opened and closed with the app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .brokers import build_adapter
+from .brokers.base import BaseAdapter
+from .config import GatewayConfig
+from .domain.errors import OrderNotFound
+
+__all__ = ["Registry"]
+
+log = logging.getLogger(__name__)
+
+
+class Registry:
+    """Connection name → started adapter."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.adapters: dict[str, BaseAdapter] = {name: build_adapter(c) for name, c in config.connections.items()}
+
+    async def start(self) -> None:
+        results = await asyncio.gather(*(a.start() for a in self.adapters.values()), return_exceptions=True)
+        for name, result in zip(self.adapters, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("connection %s did not start: %s", name, result)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(a.close() for a in self.adapters.values()), return_exceptions=True)
+
+    def get(self, name: str) -> BaseAdapter:
+        try:
+            return self.adapters[name]
+        except KeyError:
+            raise OrderNotFound(f"no connection {name!r}") from None
