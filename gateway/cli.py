@@ -53,7 +53,7 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
     app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on"))
     task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
         await asyncio.sleep(0.05)
     if server.started:
         bound = server.servers[0].sockets[0].getsockname()[1]

@@ -63,7 +63,7 @@ class _WaitRetryAfter(wait_base):
 
     def __init__(self, cap: float) -> None:
         self.cap = cap
-        self.backoff = wait_exponential_jitter(initial=0.1, max=cap, jitter=0.1)
+        self.backoff = wait_exponential_jitter(multiplier=0.1, max=cap, jitter=0.1)
 
     def __call__(self, retry_state: Any) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None

@@ -116,7 +116,8 @@ class ErrorCodeEnum(Enum):
     REJECTED = v("REJECTED", description="The broker rejected the request.")
     INSUFFICIENT_FUNDS = v("INSUFFICIENT_FUNDS", description="Not enough cash or holdings.")
     IDEMPOTENCY_CONFLICT = v("IDEMPOTENCY_CONFLICT", description="The idempotency key was used with another input.")
-    OUTCOME_UNKNOWN = v("OUTCOME_UNKNOWN", description="The order's outcome could not be established; look it up by client order id.")
+    OUTCOME_UNKNOWN = v("OUTCOME_UNKNOWN",
+                        description="The order's outcome could not be established; look it up by client order id.")
     RATE_LIMITED = v("RATE_LIMITED", description="The broker's rate limit was hit.")
     BROKER_UNAVAILABLE = v("BROKER_UNAVAILABLE", description="The broker could not be reached or failed.")
     UNAUTHENTICATED = v("UNAUTHENTICATED", description="The broker session is not authenticated.")

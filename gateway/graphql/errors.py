@@ -61,18 +61,17 @@ def to_graphql_error(error: e.GatewayError, path: list[str | int] | None) -> Gra
     return GraphQLError(error.message, path=path, original_error=error, extensions=_extensions(error))
 
 
-_TOO_COMPLEX = ("exceeds maximum operation depth", "aliases found", "token limit", "max_tokens",
-                "maximum number of tokens")
+_TOO_COMPLEX = ("exceeds maximum operation depth", "aliases found. Allowed", "Document contains more than")
 
 
 class ErrorCodes(SchemaExtension):
     """Gives every error an ``extensions.code``, appends the request's partial errors, masks the
     unexpected ones."""
 
-    def on_execute(self) -> Iterator[None]:
+    def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is None:
+        if result is None or not hasattr(result, "errors"):
             return
         context = self.execution_context.context
         extra = list(getattr(context, "errors", []) or [])
@@ -80,12 +79,6 @@ class ErrorCodes(SchemaExtension):
             result.errors = [*(result.errors or []), *extra]
         if result.errors:
             result.errors = [self._coded(err) for err in result.errors]
-
-    def on_validate(self) -> Iterator[None]:
-        yield
-        errors = self.execution_context.pre_execution_errors
-        if errors:
-            self.execution_context.pre_execution_errors = [self._coded(err) for err in errors]
 
     @staticmethod
     def _coded(err: GraphQLError) -> GraphQLError:

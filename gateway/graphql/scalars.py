@@ -7,7 +7,10 @@ from typing import NewType
 
 import strawberry
 
-__all__ = ["Decimal"]
+__all__ = ["DECIMAL_SCALAR", "Decimal"]
+
+#: the GraphQL type name used in annotations; mapped to its definition in ``scalar_map``
+Decimal = NewType("Decimal", decimal.Decimal)
 
 
 def _parse(value: object) -> decimal.Decimal:
@@ -27,8 +30,7 @@ def _serialize(value: decimal.Decimal) -> str:
     return text
 
 
-Decimal = strawberry.scalar(
-    NewType("Decimal", decimal.Decimal),
+DECIMAL_SCALAR = strawberry.scalar(
     name="Decimal",
     description="A decimal number serialised as a string, e.g. \"12.3400\"; money and quantities are never floats.",
     serialize=_serialize,

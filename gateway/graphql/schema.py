@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
 
 from ..config import LimitsConfig
 from .account.types import Account
@@ -16,6 +17,7 @@ from .order.types import Order
 from .position.mutations import PositionMutations
 from .position.types import Position
 from .queries import Query
+from .scalars import DECIMAL_SCALAR, Decimal
 from .subscription import Subscription
 
 __all__ = ["Mutation", "build_schema"]
@@ -30,13 +32,13 @@ def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = Tr
     """The schema with the security extensions configured from ``limits``."""
     limits = limits or LimitsConfig()
     extensions: list[object] = [
-        QueryDepthLimiter(max_depth=limits.max_depth),
-        MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-        MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         ErrorCodes,
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
     return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
                              types=[BrokerConnection, Account, AllocationGroup, Order, Position],
-                             extensions=extensions)  # type: ignore[arg-type]
+                             extensions=extensions, config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}))  # type: ignore[arg-type]

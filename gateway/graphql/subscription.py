@@ -64,7 +64,7 @@ async def _targets(info: Info, account_id: strawberry.ID | None, order_id: straw
     return accounts, None
 
 
-@strawberry.type
+@strawberry.type(description="Live updates over WebSocket (graphql-transport-ws).")
 class Subscription:
     @strawberry.subscription(description="Order status changes, for one order, one account or every account "
                                          "the caller may see.")

@@ -164,7 +164,7 @@ def _payload(input: PlaceOrderInput) -> dict[str, object]:
     }
 
 
-@strawberry.type
+@strawberry.type(description="Order mutations.")
 class OrderMutations:
     @strawberry.mutation(description="Place an order (lemon: place and activate). Never sent twice for one "
                                      "idempotencyKey; a lost answer is reconciled by client order id.")

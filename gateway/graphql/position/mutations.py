@@ -48,7 +48,7 @@ async def _position(info: Info, position_id: str) -> tuple[PositionKey, object]:
     return key, position
 
 
-@strawberry.type
+@strawberry.type(description="Position mutations.")
 class PositionMutations:
     @strawberry.mutation(description="Close a position: the broker's own square-off where it has one (Alice Blue), "
                                      "else the opposite order for the quantity.")

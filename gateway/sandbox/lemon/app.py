@@ -14,7 +14,8 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
