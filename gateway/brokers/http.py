@@ -89,12 +89,15 @@ class HttpClient:
         headers: headers sent on every request (authorisation is added by ``auth_headers``).
         auth_headers: called before each request for the current auth headers (tokens that renew).
         limiter: a shared limiter, else one built from ``config.rate_limit``.
+        endpoint_limiter: ``(method, path) → AsyncLimiter | None``: an endpoint's own pacing, awaited
+            on every attempt after the connection's limiter (IBKR paces some endpoints separately).
     """
 
     def __init__(self, config: ConnectionConfig, map_error: ErrorMapper, *,
                  headers: Mapping[str, str] | None = None,
                  auth_headers: Callable[[], Mapping[str, str]] | None = None,
-                 limiter: AsyncLimiter | None = None) -> None:
+                 limiter: AsyncLimiter | None = None,
+                 endpoint_limiter: Callable[[str, str], AsyncLimiter | None] | None = None) -> None:
         self.config = config
         self.connection = config.name
         self.base_url = config.base_url
@@ -102,6 +105,7 @@ class HttpClient:
         self.headers = dict(headers or {})
         self.auth_headers = auth_headers
         self.limiter = limiter or (AsyncLimiter(config.rate_limit, 1.0) if config.rate_limit else None)
+        self.endpoint_limiter = endpoint_limiter
         self._session: aiohttp.ClientSession | None = None
         self.calls = 0
 
@@ -168,6 +172,10 @@ class HttpClient:
             hdrs.update(headers)
         if self.limiter is not None:
             await self.limiter.acquire()
+        if self.endpoint_limiter is not None:
+            own = self.endpoint_limiter(method, path)
+            if own is not None:
+                await own.acquire()
         self.calls += 1
         try:
             async with self.session.request(method, url, params=params, json=json_body, headers=hdrs) as resp:

@@ -56,13 +56,13 @@ CATALOGUE: tuple[SimInstrument, ...] = (
     _i("IBM", "IBM", "US4592001014", "INTL BUSINESS MACHINES CORP", "USD", "XNYS", "stock", "222.9700", conid="8314", etna="1008"),
     _i("QQQ", "QQQ", "US46090E1038", "INVESCO QQQ TRUST SERIES 1", "USD", "XNAS", "etf", "505.7900", conid="320227571", etna="1009"),
     _i("GOOGL", "GOOGL", "US02079K3059", "ALPHABET INC-CL A", "USD", "XNAS", "stock", "167.6300", conid="208813719", etna="1010"),
-    # NSE / BSE listings (INR), tick 0.05 (0.01 for sub-rupee prices where NSE allows)
+    # NSE / BSE listings (INR): tick 0.10 above ₹1000 (as the Alice Blue reference gives for ACC), 0.05 or 0.01 below
     _i("ETERNAL", "ETERNAL", "INE758T01015", "ETERNAL LIMITED", "INR", "NSE", "stock", "279.45", "0.05", nse="5097", bse="543320"),
     _i("IDEA", "IDEA", "INE669E01016", "VODAFONE IDEA LIMITED", "INR", "NSE", "stock", "7.85", "0.01", nse="14366", bse="532822"),
-    _i("ACC", "ACC", "INE012A01025", "ACC LIMITED", "INR", "NSE", "stock", "2108.60", "0.05", nse="22", bse="500410"),
-    _i("RELIANCE", "RELIANCE", "INE002A01018", "RELIANCE INDUSTRIES LTD", "INR", "NSE", "stock", "1290.30", "0.05", nse="2885", bse="500325"),
-    _i("INFY", "INFY", "INE009A01021", "INFOSYS LIMITED", "INR", "NSE", "stock", "1873.45", "0.05", nse="1594", bse="500209"),
-    _i("TCS", "TCS", "INE467B01029", "TATA CONSULTANCY SERV LT", "INR", "NSE", "stock", "4132.10", "0.05", nse="11536", bse="532540"),
+    _i("ACC", "ACC", "INE012A01025", "ACC LIMITED", "INR", "NSE", "stock", "2108.60", "0.10", nse="22", bse="500410"),
+    _i("RELIANCE", "RELIANCE", "INE002A01018", "RELIANCE INDUSTRIES LTD", "INR", "NSE", "stock", "1290.30", "0.10", nse="2885", bse="500325"),
+    _i("INFY", "INFY", "INE009A01021", "INFOSYS LIMITED", "INR", "NSE", "stock", "1873.40", "0.10", nse="1594", bse="500209"),
+    _i("TCS", "TCS", "INE467B01029", "TATA CONSULTANCY SERV LT", "INR", "NSE", "stock", "4132.10", "0.10", nse="11536", bse="532540"),
     _i("SBIN", "SBIN", "INE062A01020", "STATE BANK OF INDIA", "INR", "NSE", "stock", "812.35", "0.05", nse="3045", bse="500112"),
 )
 

@@ -63,10 +63,11 @@ class Venue:
     ssl_keyfile: str | None = None
 
 
-def create_venue(name: str, config: EngineConfig | None = None) -> Venue:
-    """Build the venue ``name`` (a key of :data:`VENUES`)."""
+def create_venue(name: str, config: EngineConfig | None = None, **options: Any) -> Venue:
+    """Build the venue ``name`` (a key of :data:`VENUES`); ``options`` are the venue's own keyword
+    arguments (IBKR ``tls``, ETNA ``token_lifetime``, ...)."""
     module = importlib.import_module(VENUES[name])
-    venue: Venue = module.create_venue(config)
+    venue: Venue = module.create_venue(config, **options)
     return venue
 
 
@@ -90,20 +91,23 @@ class SandboxRunner:
     """Serve venues over HTTP on loopback, each on its own port, inside the current event loop.
 
     ``await runner.start()`` returns ``{name: base_url}`` (the base URL includes the venue's
-    ``base_path``); ``await runner.stop()`` shuts them down.
+    ``base_path``); ``await runner.stop()`` shuts them down. ``venue_options`` maps a venue name to
+    the keyword arguments of its ``create_venue``.
     """
 
     def __init__(self, names: list[str] | None = None, *, host: str = "127.0.0.1",
-                 ports: dict[str, int] | None = None, config: EngineConfig | None = None) -> None:
+                 ports: dict[str, int] | None = None, config: EngineConfig | None = None,
+                 venue_options: dict[str, dict[str, Any]] | None = None) -> None:
         self.names = names or available_venues()
         self.host = host
         self.ports = ports or {}
         self.config = config
+        self.venue_options = venue_options or {}
         self.running: dict[str, _Running] = {}
 
     async def start(self) -> dict[str, str]:
         for name in self.names:
-            venue = create_venue(name, self.config)
+            venue = create_venue(name, self.config, **self.venue_options.get(name, {}))
             cfg = uvicorn.Config(venue.app, host=self.host, port=self.ports.get(name, 0), log_level="warning",
                                  lifespan="off", access_log=False,
                                  ssl_certfile=venue.ssl_certfile, ssl_keyfile=venue.ssl_keyfile)

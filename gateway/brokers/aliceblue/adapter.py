@@ -1,0 +1,258 @@
+"""The Alice Blue adapter (ANT API v2, ``open-api/od/v1/``): build → call → parse.
+
+One connection is one Alice Blue login, so one account (the ``clientId`` of the session). Orders
+carry the request's ``client_order_id`` as ``orderTag``; a placement whose answer is lost is
+reconciled by looking the tag up in ``orders/book``. Square-off at market uses the broker's own
+``orders/positions/sqroff``, which has no ``orderTag``: a lost square-off answer cannot be
+reconciled and ends as ``OrderOutcomeUnknown``. A limit square-off is a regular placement of the
+opposite order in the position's product (with the tag).
+
+Tick sizes are the broker's business: prices are sent as given and an off-tick price comes back
+as ``InvalidOrder`` (``broker_code="REJECTED"``, ``broker_message`` = ``rejectionReason``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ...config import ConnectionConfig
+from ...domain.enums import Broker, ConnectionStatus, OrderStatus, OrderType, Product, TimeInForce
+from ...domain.errors import (
+    BadResponse,
+    BrokerNotAvailable,
+    GatewayError,
+    InvalidInput,
+    InvalidOrder,
+    NotSupported,
+    OrderNotFound,
+    OrderOutcomeUnknown,
+    RequestTimeout,
+)
+from ...domain.keys import AccountKey, OrderKey
+from ...domain.models import Account, Money, Order, Position
+from ...domain.requests import OrderFilter, OrderRequest, OrderUpdate, PositionFilter
+from ..base import BaseAdapter, Capabilities, PlaceOutcome
+from .builders import closing_side, conversion_body, modify_body, place_item, sqroff_item, wire_quantity
+from .client import AliceBlueClient
+from .contracts import ContractMaster
+from .errors import error_for_code
+from .parsing import CURRENCY, dec, parse_order
+from .positions import merge_positions, wire_listing
+
+__all__ = ["AliceBlueAdapter"]
+
+_LOST = (RequestTimeout, BrokerNotAvailable)
+
+
+class AliceBlueAdapter(BaseAdapter):
+    """Alice Blue: holdings + positions as ``Position`` (LONGTERM / MTF / INTRADAY), REGULAR orders."""
+
+    broker = Broker.ALICEBLUE
+    capabilities = Capabilities(
+        modify_order=True,
+        convert_position=True,
+        native_square_off=True,
+        order_types=frozenset(OrderType),
+        products=frozenset({Product.INTRADAY, Product.LONGTERM, Product.MTF}),
+        fractional_quantities=False,
+    )
+
+    def __init__(self, config: ConnectionConfig) -> None:
+        super().__init__(config)
+        self.client = AliceBlueClient(config)
+        self.contracts = ContractMaster(self.client.contract_master)
+        self.device_id = str(config.options.get("device_id", "broker-gateway"))
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Log in and load the NSE / BSE contract masters; a failure only marks the status."""
+        try:
+            await self.client.login()
+            await asyncio.gather(*(self.contracts.load(ex) for ex in ("NSE", "BSE")))
+            self.status = ConnectionStatus.UP
+        except GatewayError as exc:
+            self.status = ConnectionStatus.UNAUTHENTICATED if exc.code == "UNAUTHENTICATED" else ConnectionStatus.DOWN
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def upstream_calls(self) -> int:
+        return self.client.calls
+
+    async def _account_number(self, account: AccountKey | None = None) -> str:
+        if self.client.session_token is None:
+            await self.client.login()
+        client_id = self.client.client_id or ""
+        if account is not None and account.account_number != client_id:
+            raise OrderNotFound(f"account {account.account_number} is not this Alice Blue login ({client_id})",
+                                connection=self.connection)
+        return client_id
+
+    def _isin(self, row: dict[str, Any]) -> str | None:
+        return self.contracts.isin_for(str(row.get("exchange") or ""), str(row.get("instrumentId") or ""))
+
+    # -- reads ----------------------------------------------------------------------------
+    async def fetch_accounts(self) -> list[Account]:
+        """GET profile/ + GET limits/ → the one account of this login; ``cash`` = ``tradingLimit``."""
+        profile, limits = await asyncio.gather(self.client.profile(), self.client.limits())
+        if not profile:
+            raise BadResponse("profile/ answered no item", connection=self.connection)
+        p = profile[0]
+        cash = Money(dec(limits[0].get("tradingLimit"), "tradingLimit", Decimal(0)), CURRENCY) if limits else None
+        return [Account(key=AccountKey(self.connection, str(p["clientId"])), broker=self.broker,
+                        display_name=p.get("clientName") or None, base_currency=CURRENCY, cash=cash,
+                        raw={"profile": p, "limits": limits[0] if limits else None})]
+
+    async def fetch_positions(self, account: AccountKey, filter: PositionFilter | None = None) -> list[Position]:
+        """GET holdings/CNC, holdings/MTF and positions (concurrently) merged into positions; see
+        ``positions.py`` for the rule. Empty books (EC920 / EC922) are empty lists."""
+        number = await self._account_number(account)
+        cnc, mtf, lines = await asyncio.gather(self.client.holdings("CNC"), self.client.holdings("MTF"),
+                                               self.client.positions())
+        holdings = [(r, Product.LONGTERM) for r in cnc] + [(r, Product.MTF) for r in mtf]
+        positions = merge_positions(holdings, lines, self.connection, number, datetime.now(UTC),
+                                    self.contracts.isin_for)
+        return [p for p in positions if filter is None or filter.matches(p)]
+
+    async def fetch_orders(self, account: AccountKey, filter: OrderFilter | None = None) -> list[Order]:
+        """GET orders/book: today's orders (EC916 is an empty list)."""
+        await self._account_number(account)
+        orders = [parse_order(row, self.connection, self._isin(row)) for row in await self.client.orders_book()]
+        return [o for o in orders if filter is None or filter.matches(o)]
+
+    async def fetch_order(self, key: OrderKey) -> Order:
+        """The order ``key`` from GET orders/book; ``OrderNotFound`` when the book has none."""
+        for order in await self.fetch_orders(AccountKey(key.connection, key.account_number)):
+            if order.key.broker_order_id == key.broker_order_id:
+                return order
+        raise OrderNotFound(f"no Alice Blue order {key.broker_order_id} today", connection=self.connection)
+
+    async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
+                                       hint: OrderRequest | None = None) -> Order | None:
+        """The order whose ``orderTag`` is ``client_order_id`` in GET orders/book, or ``None``."""
+        for order in await self.fetch_orders(account):
+            if order.client_order_id == client_order_id:
+                return order
+        return None
+
+    # -- writes ---------------------------------------------------------------------------
+    def _rejected(self, order: Order) -> Order:
+        if order.status is OrderStatus.REJECTED:
+            reason = order.notes or ""
+            raise InvalidOrder(f"Alice Blue rejected order {order.key.broker_order_id}: {reason.strip()}",
+                               connection=self.connection, broker_code="REJECTED", broker_message=reason)
+        return order
+
+    def _placed(self, items: list[Any], what: str) -> str:
+        if not items or not isinstance(items[0], dict):
+            raise BadResponse(f"{what}: no result item", connection=self.connection)
+        item = items[0]
+        if str(item.get("status", "Ok")).lower() != "ok" or not item.get("brokerOrderId"):
+            raise error_for_code(str(item.get("message", "")), what=f"Alice Blue refused the {what}") \
+                .with_connection(self.connection)
+        return str(item["brokerOrderId"])
+
+    async def _read_back(self, account: AccountKey, broker_order_id: str) -> Order:
+        try:
+            return self._rejected(await self.fetch_order(OrderKey(self.connection, account.account_number,
+                                                                  broker_order_id)))
+        except OrderNotFound:
+            raise BadResponse(f"order {broker_order_id} was acknowledged but is not in orders/book",
+                              connection=self.connection) from None
+
+    async def create_order(self, request: OrderRequest) -> PlaceOutcome:
+        """POST orders/placeorder with one item (``orderTag`` = ``client_order_id``; product from
+        the request, LONGTERM by default), then the order read back from orders/book.
+
+        Raises:
+            InvalidInput: fractional quantity, GTC/GTD/FOK/OPG, a product Alice Blue lacks, an
+                unknown instrument.
+            InvalidOrder: a refused item (``broker_code`` EC…) or an order booked REJECTED
+                (``broker_code`` ``REJECTED``, ``broker_message`` the ``rejectionReason``).
+            OrderOutcomeUnknown: the answer was lost and no order carries the tag.
+        """
+        if request.account is None:
+            raise NotSupported("Alice Blue has no allocation groups", connection=self.connection)
+        await self._account_number(request.account)
+        ref = request.instrument
+        if ref.broker_instrument_id and ref.exchange:
+            exchange, instrument_id = ref.exchange.upper(), ref.broker_instrument_id
+        else:
+            contract = await self.contracts.resolve(ref)
+            exchange, instrument_id = contract.exchange, contract.token
+        item = place_item(exchange=exchange, instrument_id=instrument_id, side=request.side, order_type=request.type,
+                          quantity=request.quantity, product=request.product, tif=request.time_in_force,
+                          limit_price=request.limit_price, stop_price=request.stop_price,
+                          client_order_id=request.client_order_id, device_id=self.device_id)
+        try:
+            items = await self.client.orders_placeorder([item])
+        except _LOST:
+            return await self._reconcile(request.account, request.client_order_id)
+        return await self._read_back(request.account, self._placed(items, "order"))
+
+    async def _reconcile(self, account: AccountKey, client_order_id: str) -> Order:
+        try:
+            found = await self.fetch_order_by_client_id(account, client_order_id)
+        except GatewayError:
+            found = None
+        if found is None:
+            raise OrderOutcomeUnknown(f"the outcome of order {client_order_id} is unknown",
+                                      client_order_id=client_order_id, connection=self.connection)
+        return self._rejected(found)
+
+    async def cancel_order(self, key: OrderKey) -> Order:
+        """POST orders/cancel, then the order from orders/book (``OPEN`` until the exchange confirms).
+        Raises ``OrderNotFound`` (EC997) or ``InvalidOrder`` (not cancellable)."""
+        await self._account_number(AccountKey(key.connection, key.account_number))
+        await self.client.orders_cancel(key.broker_order_id)
+        return await self.fetch_order(key)
+
+    async def modify_order(self, key: OrderKey, update: OrderUpdate) -> PlaceOutcome:
+        """POST orders/modify with the order's current values and ``update`` applied, then the order
+        from orders/book. Raises ``OrderNotFound`` (EC999), ``InvalidOrder`` (EC993, an off-tick price)."""
+        current = await self.fetch_order(key)
+        await self.client.orders_modify(modify_body(current, update, self.device_id))
+        return await self.fetch_order(key)
+
+    async def square_off_position(self, position: Position, quantity: Decimal, order_type: OrderType,
+                                  limit_price: Decimal | None, client_order_id: str) -> PlaceOutcome:
+        """Close ``quantity`` of ``position``: at market through POST orders/positions/sqroff, with a
+        limit through a placement of the opposite order (``orderTag`` = ``client_order_id``)."""
+        account = position.account_key
+        await self._account_number(account)
+        listing = wire_listing(position)
+        qty = abs(quantity) if quantity else abs(position.quantity)
+        if order_type is OrderType.LIMIT:
+            item = place_item(exchange=listing[0], instrument_id=listing[1], side=closing_side(position),
+                              order_type=OrderType.LIMIT, quantity=qty, product=position.product,
+                              tif=TimeInForce.DAY, limit_price=limit_price, stop_price=None,
+                              client_order_id=client_order_id, device_id=self.device_id)
+            try:
+                items = await self.client.orders_placeorder([item])
+            except _LOST:
+                return await self._reconcile(account, client_order_id)
+            return await self._read_back(account, self._placed(items, "square-off"))
+        if order_type is not OrderType.MARKET:
+            raise InvalidInput("Alice Blue squares off at market or with a limit", field="type")
+        try:
+            items = await self.client.orders_positions_sqroff([sqroff_item(position, listing, qty, self.device_id)])
+        except _LOST:
+            raise OrderOutcomeUnknown("the square-off answer was lost (sqroff carries no orderTag)",
+                                      client_order_id=client_order_id, connection=self.connection) from None
+        return await self._read_back(account, self._placed(items, "square-off"))
+
+    async def convert_position(self, position: Position, to_product: Product, quantity: Decimal | None) -> Position:
+        """POST conversion (``MIS`` ⇄ ``CNC`` ⇄ ``MTF`` of the day's quantity), then the position
+        in its new product. Raises ``OrderNotFound`` (EC868), ``InvalidOrder`` (EC869 / EC870)."""
+        account = position.account_key
+        await self._account_number(account)
+        qty = abs(quantity) if quantity else abs(position.quantity)
+        wire_quantity(qty)
+        await self.client.conversion(conversion_body(position, wire_listing(position), to_product, qty))
+        for p in await self.fetch_positions(account):
+            if p.key.instrument_id == position.key.instrument_id and p.product is to_product:
+                return p
+        raise BadResponse("the converted position is not in the position book", connection=self.connection)

@@ -1,0 +1,147 @@
+"""The IBKR sandbox: a stand-in for the Client Portal gateway (``https://localhost:5000/v1/api/``)
+with a Financial Advisor session (ibkr.md).
+
+Wire API under ``/v1/api/``; control plane under ``/__sandbox__/`` plus, for this venue:
+
+* ``POST /__sandbox__/ibkr/session`` ``{"authenticated": false}`` logs the brokerage session out
+  (every wire call but auth status / tickle then answers 401); ``{"authenticated": true}`` logs in
+  again (a fresh session: master selected, pre-flight and the empty first orders snapshot again).
+  ``GET`` shows the session (selected account, switch count).
+* ``POST /__sandbox__/ibkr/pacing`` ``{"enabled": false}`` or any :class:`.pacing.Pacing` field;
+  ``{"reset": true}`` empties the windows and the penalty box. The default is the documented pacing.
+
+Plain HTTP by default; ``create_venue(config, tls=True)`` (or the environment variable
+``GATEWAY_SANDBOX_IBKR_TLS=1``) serves HTTPS with a fresh self-signed certificate, and the venue's
+options then say ``verify_tls = false``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, fields
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..control import ControlPlane
+from ..engine import Engine, EngineConfig
+from ..venue import Venue
+from .accounts import AccountApi
+from .orders import OrderApi
+from .pacing import Pacing
+from .seed import instruments, seed
+from .state import BASE_PATH, VenueState, ib_error, ib_json, read_json
+from .tls import self_signed
+
+__all__ = ["create_venue"]
+
+#: wire paths that answer while the brokerage session is logged out
+_OPEN_PATHS = {"iserver/auth/status", "tickle", "iserver/auth/ssodh/init", "logout"}
+
+
+def _gate(state: VenueState, app: ASGIApp) -> ASGIApp:
+    """Pacing (429) and authentication (401) in front of the wire API."""
+
+    async def gated(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(BASE_PATH):
+            await app(scope, receive, send)
+            return
+        rel = path[len(BASE_PATH):].strip("/")
+        reason = state.pacer.check(scope["method"], rel)
+        if reason is not None:
+            await ib_error(reason, 429)(scope, receive, send)
+            return
+        if not state.session.authenticated and rel not in _OPEN_PATHS:
+            await ib_error("not authenticated", 401, with_code=True)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return gated
+
+
+def _control_routes(state: VenueState) -> list[Route]:
+    async def session(request: Request) -> Response:
+        if request.method == "POST":
+            body = await read_json(request) or {}
+            if body.get("authenticated") is False:
+                state.session.logout(gateway_login=bool(body.get("gateway_login", False)))
+            elif body.get("authenticated") is True:
+                state.session.login()
+        s = state.session
+        return ib_json({"authenticated": s.authenticated, "gateway_login": s.gateway_login, "selected": s.selected,
+                        "switches": s.switches, "preflight": s.preflight, "pending_replies": len(s.chains)})
+
+    async def pacing(request: Request) -> Response:
+        body = await read_json(request) or {}
+        names = {f.name for f in fields(Pacing)}
+        for key, value in body.items():
+            if key in names:
+                setattr(state.pacer.pacing, key, type(getattr(state.pacer.pacing, key))(value))
+        if body.get("reset") or body.get("enabled") is False:
+            state.pacer.reset()
+        return ib_json({**asdict(state.pacer.pacing), "violations": state.pacer.violations})
+
+    return [Route("/__sandbox__/ibkr/session", session, methods=["GET", "POST"]),
+            Route("/__sandbox__/ibkr/pacing", pacing, methods=["GET", "POST"])]
+
+
+def _wire_routes(state: VenueState) -> list[Route]:
+    a, o = AccountApi(state), OrderApi(state)
+    p = BASE_PATH
+    return [
+        Route(f"{p}iserver/auth/status", a.auth_status, methods=["GET", "POST"]),
+        Route(f"{p}iserver/auth/ssodh/init", a.ssodh_init, methods=["POST"]),
+        Route(f"{p}tickle", a.tickle, methods=["GET", "POST"]),
+        Route(f"{p}logout", a.logout, methods=["POST"]),
+        Route(f"{p}iserver/accounts", a.accounts, methods=["GET"]),
+        Route(f"{p}iserver/account", a.switch, methods=["POST"]),
+        Route(f"{p}iserver/account/orders", o.live, methods=["GET"]),
+        Route(f"{p}iserver/account/order/status/{{order_id}}", o.status, methods=["GET"]),
+        Route(f"{p}iserver/account/allocation/group", a.groups, methods=["GET"]),
+        Route(f"{p}iserver/account/allocation/group/single", a.group_single, methods=["POST"]),
+        Route(f"{p}iserver/account/allocation/accounts", a.allocatable, methods=["GET"]),
+        Route(f"{p}iserver/account/{{account}}/orders", o.place, methods=["POST"]),
+        Route(f"{p}iserver/account/{{account}}/order/{{order_id}}", o.modify, methods=["POST"]),
+        Route(f"{p}iserver/account/{{account}}/order/{{order_id}}", o.cancel, methods=["DELETE"]),
+        Route(f"{p}iserver/reply/{{reply_id}}", o.reply, methods=["POST"]),
+        Route(f"{p}iserver/questions/suppress", a.suppress, methods=["POST"]),
+        Route(f"{p}iserver/questions/suppress/reset", a.suppress_reset, methods=["POST"]),
+        Route(f"{p}iserver/secdef/search", a.secdef_search, methods=["GET", "POST"]),
+        Route(f"{p}portfolio/accounts", a.portfolio_accounts, methods=["GET"]),
+        Route(f"{p}portfolio/subaccounts", a.subaccounts, methods=["GET"]),
+        Route(f"{p}portfolio/{{account}}/positions/invalidate", a.invalidate, methods=["POST"]),
+        Route(f"{p}portfolio/{{account}}/positions/{{page}}", a.positions, methods=["GET"]),
+    ]
+
+
+def create_venue(config: EngineConfig | None = None, *, tls: bool | None = None,
+                 pacing: Pacing | None = None) -> Venue:
+    """The IBKR venue (see the module docstring); ``pacing`` defaults to the documented limits."""
+    engine = Engine(instruments(), config)
+    seed(engine)
+    state = VenueState(engine)
+    if pacing is not None:
+        state.pacer.pacing = pacing
+
+    def error_response(status: int) -> Response:
+        return ib_error({429: "Too many requests", 401: "not authenticated"}.get(status, "Service Unavailable"),
+                        status, with_code=status != 429)
+
+    control = ControlPlane(engine, error_response)
+    app = Starlette(routes=[*control.routes(), *_control_routes(state), *_wire_routes(state)])
+    wrapped = control.middleware(_gate(state, app))
+    if tls is None:
+        tls = os.environ.get("GATEWAY_SANDBOX_IBKR_TLS", "") in ("1", "true", "yes")
+    options: dict[str, Any] = {}
+    certfile = keyfile = None
+    if tls:
+        certfile, keyfile = self_signed()
+        options["verify_tls"] = False
+    venue = Venue(name="ibkr", app=wrapped, engine=engine, control=control, base_path=BASE_PATH,
+                  credentials={}, options=options, ssl_certfile=certfile, ssl_keyfile=keyfile)
+    return venue

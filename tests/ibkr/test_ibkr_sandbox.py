@@ -1,0 +1,122 @@
+"""The IBKR sandbox's wire format and quirks, spoken to directly over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import pytest_asyncio
+from ibkr_support import MASTER, SUBS, make_adapter, until
+
+from gateway.sandbox.engine import EngineConfig
+from gateway.sandbox.venue import SandboxRunner
+
+
+@pytest_asyncio.fixture(scope="module")
+async def wire():
+    config = EngineConfig.fast()
+    config.fill_steps = 3
+    runner = SandboxRunner(["ibkr"], config=config)
+    base = (await runner.start())["ibkr"]
+    async with httpx.AsyncClient(base_url=base) as client:
+        _CONTROL[id(client)] = base.split("/v1/api/")[0] + "/__sandbox__/ibkr/"
+        await client.post(_control(client, "pacing"), json={"enabled": False})
+        yield client
+    await runner.stop()
+
+
+_CONTROL: dict[int, str] = {}
+
+
+def _control(client: httpx.AsyncClient, name: str) -> str:
+    """The absolute URL of a control route (they live beside the wire API, not under it)."""
+    return _CONTROL[id(client)] + name
+
+
+def _order(**over: object) -> dict:
+    return {"orders": [{"conid": 265598, "orderType": "MKT", "side": "BUY", "tif": "DAY", "quantity": 1, **over}]}
+
+
+async def test_ibkr_sandbox_preflight_and_empty_first_snapshot(wire: httpx.AsyncClient) -> None:
+    assert (await wire.get("iserver/account/orders")).json() == {"orders": [], "snapshot": False}  # no pre-flight
+    accounts = (await wire.get("iserver/accounts")).json()
+    assert accounts["selectedAccount"] == MASTER and accounts["allowFeatures"]["allowFA"] is True
+    assert "All" in accounts["aliases"] and "Growth_Equal" in accounts["groups"]
+    assert (await wire.get("iserver/account/orders")).json() == {"orders": [], "snapshot": False}  # warm-up
+    assert (await wire.get("iserver/account/orders")).json()["snapshot"] is True
+    assert (await wire.get("iserver/account/orders", params={"force": "true"})).json()["orders"] == []
+
+
+async def test_ibkr_sandbox_switch_answers(wire: httpx.AsyncClient) -> None:
+    assert (await wire.post("iserver/account", json={"acctId": SUBS[0]})).json() == {"set": True, "acctId": SUBS[0]}
+    assert (await wire.post("iserver/account", json={"acctId": SUBS[0]})).json() == {"success": "Account already set"}
+    bad = await wire.post("iserver/account", json={"acctId": "DU0000000"})
+    assert (bad.status_code, bad.json()) == (500, {"error": "Invalid account ID"})
+    assert (await wire.post("iserver/account", json={})).status_code == 400
+
+
+async def test_ibkr_sandbox_reply_chain_dropped_by_interleaving_order(wire: httpx.AsyncClient) -> None:
+    asked = (await wire.post(f"iserver/account/{SUBS[1]}/orders",
+                             json=_order(orderType="LMT", price=260.0, cOID="chain-1"))).json()
+    assert asked[0]["messageIds"] == ["o163"]
+    placed = (await wire.post(f"iserver/account/{SUBS[2]}/orders", json=_order(cOID="chain-2"))).json()
+    assert placed[0]["order_id"].isdigit()  # a string, as IBKR sends it
+    late = await wire.post(f"iserver/reply/{asked[0]['id']}", json={"confirmed": True})
+    assert late.status_code == 400 and late.json()["error"].startswith("reply id not found")
+    dup = await wire.post(f"iserver/account/{SUBS[2]}/orders", json=_order(cOID="chain-2"))
+    assert dup.status_code == 200 and "Local order ID=chain-2 is already registered" in dup.json()["error"]
+
+
+async def test_ibkr_sandbox_partial_fills_then_filled(wire: httpx.AsyncClient) -> None:
+    await wire.get("iserver/accounts")
+    await wire.post("iserver/account", json={"acctId": SUBS[3]})
+    placed = (await wire.post(f"iserver/account/{SUBS[3]}/orders", json=_order(quantity=9, cOID="part-1"))).json()
+    order_id = int(placed[0]["order_id"])
+    seen: list[tuple[str, str]] = []
+
+    async def filled() -> bool:
+        items = (await wire.get("iserver/account/orders")).json()["orders"]
+        mine = [i for i in items if i["orderId"] == order_id]
+        if mine:
+            seen.append((mine[0]["status"], mine[0]["sizeAndFills"]))
+        return bool(mine) and mine[0]["status"] == "Filled"
+
+    await until(filled)
+    assert ("Submitted", "3/9") in seen or ("Submitted", "6/9") in seen
+    assert seen[-1] == ("Filled", "9")
+    status = (await wire.get(f"iserver/account/order/status/{order_id}")).json()
+    assert status["order_status"] == "Filled" and status["order_id"] == order_id
+    await wire.post("iserver/account", json={"acctId": SUBS[4]})
+    other = await wire.get(f"iserver/account/order/status/{order_id}")
+    assert other.status_code == 503  # order status follows the selected account
+
+
+async def test_ibkr_sandbox_logged_out_answers_401(wire: httpx.AsyncClient) -> None:
+    await wire.post(_control(wire, "session"), json={"authenticated": False})
+    try:
+        refused = await wire.get("iserver/accounts")
+        assert (refused.status_code, refused.json()) == (401, {"error": "not authenticated", "statusCode": 401})
+        assert (await wire.post("iserver/auth/status")).json()["authenticated"] is False
+        assert (await wire.post("tickle")).json()["iserver"]["authStatus"]["authenticated"] is False
+    finally:
+        await wire.post(_control(wire, "session"), json={"authenticated": True})
+    assert (await wire.get("iserver/accounts")).status_code == 200
+
+
+async def test_ibkr_sandbox_over_https_with_self_signed_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_SANDBOX_IBKR_TLS", "1")
+    runner = SandboxRunner(["ibkr"], config=EngineConfig.fast())
+    base = (await runner.start())["ibkr"]
+    try:
+        assert base.startswith("https://")
+        venue = runner.venue("ibkr")
+        assert venue.options["verify_tls"] is False
+        adapter = make_adapter(base, venue)
+        try:
+            accounts = await asyncio.wait_for(adapter.fetch_accounts(), 10)
+            assert len(accounts) == 1 + len(SUBS)
+        finally:
+            await adapter.close()
+    finally:
+        await runner.stop()
