@@ -157,3 +157,12 @@ async def test_modify_and_convert_are_not_supported_on_lemon(gql: GraphQLClient)
     convert = await gql.data("ConvertPosition", {"input": {"positionId": held["id"], "toProduct": "INTRADAY"}})
     assert convert["convertPosition"]["__typename"] == "NotSupported"
     await gql.data("CancelOrder", {"input": {"orderId": result["order"]["id"]}})
+
+
+async def test_sell_beyond_holdings_is_rejected_with_the_broker_code(gql: GraphQLClient,
+                                                                     lemon_control: SandboxControl) -> None:
+    result = await place(gql, instrument={"isin": "US19260Q1076"}, side="SELL", quantity="500")
+    assert result["__typename"] == "OrderRejected" and result["code"] == "INSUFFICIENT_FUNDS"
+    assert result["brokerCode"] == "insufficient_holdings" and result["brokerMessage"]
+    rejected = [o for o in (await lemon_control.state())["orders"] if o["quantity"] == "500"]
+    assert rejected and rejected[-1]["status"] == "rejected"

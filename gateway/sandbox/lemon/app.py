@@ -168,23 +168,30 @@ class LemonVenue:
             return wire.error("order_not_found")
         if order.status is not SimStatus.INACTIVE:
             return wire.error("order_not_inactive")
+        refusal = self._activation_refusal(user, order)
+        if refusal is not None:
+            # validation or limits failing at activation reject the order (lemon.md §8)
+            self.engine.reject(order, refusal)
+            return wire.error(refusal)
+        self.engine.activate(order)
+        return wire.envelope()
+
+    def _activation_refusal(self, user: LemonUser, order: SimOrder) -> str | None:
+        """The error code that refuses activating ``order``, or ``None``."""
         account = self._account(user)
         price = order.limit_price if order.limit_price is not None else self.engine.price(order.instrument.key)
         if order.side == "buy":
             if price * order.quantity > TOTAL_LIMIT:
-                return wire.error("order_total_price_limit_exceeded")
+                return "order_total_price_limit_exceeded"
             if price * order.quantity + Decimal(wire.CHARGE) / 10000 > self.cash_to_invest(account):
-                return wire.error("account_insufficient_funds")
-        else:
-            held = sum((p.quantity for p in account.positions.values() if p.instrument.isin == order.instrument.isin),
+                return "account_insufficient_funds"
+            return None
+        held = sum((p.quantity for p in account.positions.values() if p.instrument.isin == order.instrument.isin),
+                   Decimal(0))
+        reserved = sum((o.remaining for o in self._open(account) if o.side == "sell"
+                        and o.instrument.isin == order.instrument.isin and o.status is not SimStatus.INACTIVE),
                        Decimal(0))
-            reserved = sum((o.remaining for o in self._open(account) if o.side == "sell"
-                            and o.instrument.isin == order.instrument.isin and o.status is not SimStatus.INACTIVE),
-                           Decimal(0))
-            if order.quantity > held - reserved:
-                return wire.error("insufficient_holdings")
-        self.engine.activate(order)
-        return wire.envelope()
+        return "insufficient_holdings" if order.quantity > held - reserved else None
 
     async def list_orders(self, request: Request) -> Response:
         user = self._user(request)
