@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint schema sandbox clean
+.PHONY: run test lint schema sandbox clean redis-server
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -28,9 +28,16 @@ run: $(VENV)/.installed-run
 sandbox: $(VENV)/.installed-run
 	$(BIN)/broker-gateway sandbox --host $(HOST)
 
-## test: every test (unit, sandbox, end-to-end over loopback HTTP)
-test: $(VENV)/.installed-test
+## test: every test (unit, sandbox, end-to-end over loopback HTTP; a real redis-server for the event bus)
+test: $(VENV)/.installed-test redis-server
 	$(BIN)/python -m pytest -q
+
+# The event-bus tests start a real redis-server on a free loopback port; install it where it is missing.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 ## lint: ruff
 lint: $(VENV)/.installed-test

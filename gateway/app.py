@@ -16,14 +16,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types.unset import UNSET
 
 from .auth import Principal, authenticate, bearer_token
 from .config import GatewayConfig
+from .events import Events
 from .graphql.context import Context
 from .graphql.loaders import Loaders
 from .graphql.schema import build_schema
 from .idempotency import IdempotencyStore
 from .registry import Registry
+from .sse import sse_endpoint
 
 __all__ = ["create_app"]
 
@@ -33,7 +36,8 @@ log = logging.getLogger(__name__)
 class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI view with the gateway's context: one set of loaders per request."""
 
-    def __init__(self, config: GatewayConfig, registry: Registry, idempotency: IdempotencyStore) -> None:
+    def __init__(self, config: GatewayConfig, registry: Registry, idempotency: IdempotencyStore,
+                 events: Events) -> None:
         protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
         if config.allow_legacy_ws_protocol:
             protocols.append(GRAPHQL_WS_PROTOCOL)
@@ -43,10 +47,13 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
             allow_queries_via_get=True,
             subscription_protocols=protocols,
             max_subscriptions_per_connection=config.limits.max_subscriptions_per_connection,
+            keep_alive=True,
+            keep_alive_interval=config.events.keep_alive_interval,
         )
         self.config = config
         self.registry = registry
         self.idempotency = idempotency
+        self.events = events
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
         principal: Principal | None = request.scope.get("principal")
@@ -54,9 +61,12 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
             principal = authenticate(self.config, bearer_token(request.headers.get("authorization")))
         if principal is None:
             principal = Principal("unauthenticated", frozenset())
+        return self.context_for(principal, request)
+
+    def context_for(self, principal: Principal, request: Any) -> Context:
         return Context(principal=principal, registry=self.registry, loaders=Loaders.build(self.registry),
-                       idempotency=self.idempotency, max_page_size=self.config.limits.max_page_size,
-                       request=request)
+                       idempotency=self.idempotency, events=self.events,
+                       max_page_size=self.config.limits.max_page_size, request=request)
 
     async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
         params = getattr(context, "connection_params", None) or {}
@@ -68,7 +78,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
 
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "message": "a valid API key is required"})
         context.principal = principal
-        return None
+        return UNSET
 
 
 class AuthMiddleware:
@@ -99,27 +109,38 @@ class AuthMiddleware:
 def create_app(config: GatewayConfig, *, registry: Registry | None = None) -> Starlette:
     """The gateway app for ``config``; the registry's adapters start and stop with the app."""
     registry = registry or Registry(config)
-    graphql_app = GatewayGraphQL(config, registry, IdempotencyStore())
+    events = Events.build(config.events, registry)
+    graphql_app = GatewayGraphQL(config, registry, IdempotencyStore(), events)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await registry.start()
+        await events.start()
         try:
             yield
         finally:
+            await events.close()
             await registry.close()
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "connections": sorted(registry.adapters)})
+        return JSONResponse({"status": "ok", "connections": sorted(registry.adapters),
+                             "subscriptions": int(events.metrics.active_subscriptions._value.get()),
+                             "watchers": events.watchers.active})
+
+    async def metrics(request: Request) -> Response:
+        return Response(events.metrics.render(), media_type="text/plain; version=0.0.4")
 
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/graphql/stream", sse_endpoint(graphql_app), methods=["GET", "POST"]),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
         ],
         lifespan=lifespan,
     )
     app.state.registry = registry
+    app.state.events = events
     app.add_middleware(AuthMiddleware, config=config)
     return app

@@ -31,7 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["ApiKeyConfig", "ConnectionConfig", "GatewayConfig", "LimitsConfig", "load_config"]
+__all__ = ["ApiKeyConfig", "ConnectionConfig", "EventsConfig", "GatewayConfig", "LimitsConfig", "load_config"]
 
 BrokerName = Literal["lemon", "ibkr", "etna", "aliceblue"]
 
@@ -102,6 +102,34 @@ class LimitsConfig(BaseModel):
     max_subscriptions_per_connection: int = 20
 
 
+class EventsConfig(BaseModel):
+    """Order-status events: ``backend = "redis"`` (with ``redis_url``) shares them between replicas.
+
+    Intervals are seconds: ``fast_interval`` polls accounts with working orders, ``slow_interval`` the
+    others; ``retention`` is how many events a resume can replay.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = None
+    stream_key: str = "gateway:order-events"
+    retention: int = Field(10_000, ge=10)
+    fast_interval: float = Field(1.0, gt=0)
+    slow_interval: float = Field(5.0, gt=0)
+    resync_interval: float = Field(30.0, gt=0)
+    silence_timeout: float = Field(60.0, gt=0)
+    lease_ttl: float = Field(10.0, gt=0)
+    linger: float = Field(2.0, ge=0)
+    keep_alive_interval: float = Field(15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _redis(self) -> EventsConfig:
+        if self.backend == "redis" and not self.redis_url:
+            raise ValueError("events.backend = 'redis' needs events.redis_url")
+        return self
+
+
 class GatewayConfig(BaseModel):
     """The whole configuration."""
 
@@ -111,6 +139,7 @@ class GatewayConfig(BaseModel):
     connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
     api_keys: list[ApiKeyConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     allow_legacy_ws_protocol: bool = False
 
     @model_validator(mode="after")

@@ -3,7 +3,11 @@ loopback. Tests that disturb a venue (stop it, inject faults) start their own.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -27,10 +31,15 @@ def lemon_connections(base_url: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def gateway_config(connections: dict[str, Any], profile: str = "development") -> GatewayConfig:
+FAST_EVENTS = {"fast_interval": 0.2, "slow_interval": 0.5, "linger": 0.2, "lease_ttl": 2.0}
+
+
+def gateway_config(connections: dict[str, Any], profile: str = "development",
+                   events: dict[str, Any] | None = None) -> GatewayConfig:
     return GatewayConfig.model_validate({
         "profile": profile,
         "connections": connections,
+        "events": events or {},
         "api_keys": [
             {"name": "main", "sha256": ApiKeyConfig.hash_key(MAIN_KEY), "connections": ["lemon"]},
             {"name": "large", "sha256": ApiKeyConfig.hash_key(LARGE_KEY), "connections": ["lemon-large"]},
@@ -67,3 +76,30 @@ async def gateway(lemon_url: str) -> AsyncIterator[RunningGateway]:
 def gql(gateway: RunningGateway) -> GraphQLClient:
     """A client whose key may use the main lemon connection only."""
     return gateway.client(MAIN_KEY)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port (``make test`` installs it where it is missing)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run the tests with `make test`, which installs it")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)

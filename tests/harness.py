@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -139,6 +142,113 @@ class SandboxControl:
 
     async def state(self) -> dict[str, Any]:
         return await self._call("GET", "/state")
+
+
+class Subscription:
+    """One graphql-transport-ws subscription on its own WebSocket connection."""
+
+    def __init__(self, url: str, name: str, variables: dict[str, Any] | None, api_key: str | None) -> None:
+        self.url = url.replace("http://", "ws://")
+        self.name = name
+        self.variables = variables or {}
+        self.api_key = api_key
+        self.ws: Any = None
+
+    async def __aenter__(self) -> Subscription:
+        import websockets
+
+        self.ws = await websockets.connect(self.url, subprotocols=["graphql-transport-ws"], max_queue=None)
+        init: dict[str, Any] = {"type": "connection_init"}
+        if self.api_key:
+            init["payload"] = {"Authorization": f"Bearer {self.api_key}"}
+        await self.ws.send(json.dumps(init))
+        ack = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
+        assert ack["type"] == "connection_ack", ack
+        await self.ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+            "query": document(self.name), "variables": self.variables, "operationName": self.name}}))
+        return self
+
+    async def next(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next ``next`` payload's data (pings are answered and skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no subscription message")
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), left))
+            if message["type"] == "ping":
+                await self.ws.send(json.dumps({"type": "pong"}))
+                continue
+            if message["type"] == "pong":
+                continue
+            assert message["type"] == "next", message
+            payload = message["payload"]
+            assert not payload.get("errors"), payload
+            return payload["data"]
+
+    async def until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Events up to and including the first that satisfies ``predicate``."""
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            event = (await self.next(max(deadline - time.monotonic(), 0.01)))["orderStatusChanged"]
+            seen.append(event)
+            if predicate(event):
+                return seen
+
+    async def quiet(self, seconds: float) -> list[dict[str, Any]]:
+        """Whatever arrives within ``seconds`` (for "receives nothing")."""
+        got: list[dict[str, Any]] = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                got.append(await self.next(seconds))
+        return got
+
+    async def abort(self) -> None:
+        """Drop the connection without a close handshake."""
+        self.ws.transport.abort()
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def served_process(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[tuple[str, list[str]]]:
+    """``broker-gateway serve ARGS`` as a separate process; yields its GraphQL URL and its first lines."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})})
+    lines: list[str] = []
+    drain: asyncio.Task[None] | None = None
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(60):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "serve exited early:\n" + "".join(lines)
+                lines.append(line)
+                if "GraphiQL:" in line or "GraphQL endpoint:" in line:
+                    break
+        drain = asyncio.create_task(_drain(proc.stdout))  # keep the pipe from filling up
+        yield f"http://127.0.0.1:{port}/graphql", lines
+    finally:
+        proc.terminate()
+        await proc.wait()
+        if drain is not None:
+            await drain
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.readline():
+        pass
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05) -> Any:

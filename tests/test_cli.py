@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,48 +13,12 @@ import pytest
 
 from gateway.config import ApiKeyConfig, load_config
 from gateway.sandbox.lemon import API_KEY
-from tests.harness import GraphQLClient, running_gateway
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _serve(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[tuple[str, list[str]]]:
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})})
-    lines: list[str] = []
-    drain: asyncio.Task[None] | None = None
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(60):
-            while True:
-                line = (await proc.stdout.readline()).decode()
-                assert line, "serve exited early:\n" + "".join(lines)
-                lines.append(line)
-                if "GraphiQL:" in line or "GraphQL endpoint:" in line:
-                    break
-        drain = asyncio.create_task(_drain(proc.stdout))  # keep the pipe from filling up
-        yield f"http://127.0.0.1:{port}/graphql", lines
-    finally:
-        proc.terminate()
-        await proc.wait()
-        if drain is not None:
-            await drain
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
+from tests.harness import GraphQLClient, running_gateway, served_process
 
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, list[str]]]:
-    async for item in _serve("--venues", "lemon"):
+    async with served_process("--venues", "lemon") as item:
         yield item
 
 

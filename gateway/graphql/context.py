@@ -10,6 +10,7 @@ from strawberry.types import Info as _Info
 
 from ..auth import Principal
 from ..domain.errors import GatewayError
+from ..events import Events
 from ..idempotency import IdempotencyStore
 from ..registry import Registry
 from .loaders import Loaders
@@ -25,8 +26,10 @@ class Context:
     registry: Registry
     loaders: Loaders
     idempotency: IdempotencyStore
+    events: Events
     max_page_size: int = 100
     request: Any = None
+    connection_params: dict[str, Any] | None = None  # the WebSocket connection_init payload
     errors: list[GraphQLError] = field(default_factory=list)
 
     def report(self, error: GatewayError, info: _Info | None = None) -> None:
@@ -36,6 +39,18 @@ class Context:
 
         path = info.path.as_list() if info is not None else None
         self.errors.append(to_graphql_error(error, path))
+
+    async def published(self, order: Any) -> None:
+        """Publish a status change the gateway itself caused (a mutation's result) at once."""
+        from ..domain.models import Order
+
+        if isinstance(order, Order):
+            try:
+                await self.events.watchers.observe(order.account_key, [order])
+            except Exception:  # the mutation succeeded; a bus hiccup must not turn it into an error
+                import logging
+
+                logging.getLogger(__name__).warning("could not publish the event of %s", order.key, exc_info=True)
 
 
 Info = _Info[Context, None]

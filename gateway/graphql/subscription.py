@@ -1,32 +1,29 @@
-"""The ``orderStatusChanged`` subscription.
+"""The ``orderStatusChanged`` subscription (graphql-transport-ws over WebSocket, or Server-Sent Events).
 
-This first version polls: each subscription reads its accounts' orders every ``interval`` seconds
-(through the adapters, so reads stay within each broker's client-side rate limit) and yields one
-event per status change it sees. Events carry increasing ``eventId`` values within the stream.
-Resuming with ``after`` needs the shared event bus and is refused until it exists.
+A subscription names one order, one account, or (neither) every account the caller may see. It keeps
+one shared watcher per watched account running (``gateway.events.watchers``) and reads the event bus:
+first what followed ``after`` (a resume), then live events, without gaps or duplicates. A resume that
+reaches beyond the bus's retention marks its first event ``missedEvents: true``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
+from datetime import datetime
 
 import strawberry
 
-from ..domain.enums import OrderStatus
-from ..domain.errors import GatewayError, InvalidInput, OrderNotFound
+from ..domain.errors import GatewayError, InvalidInput, OrderNotFound, RateLimitExceeded
 from ..domain.keys import AccountKey, OrderKey
-from ..domain.models import Order as DomainOrder
+from ..events import OrderEvent
+from ..events.bus import parse_id
 from .context import Info
 from .enums import OrderStatusEnum
 from .ids import decode
 from .order.types import Order
 
 __all__ = ["OrderStatusEvent", "Subscription"]
-
-_ids = itertools.count(1)
 
 
 @strawberry.type(description="An order changed status.")
@@ -37,6 +34,15 @@ class OrderStatusEvent:
         description="The status before the change; null for the first sight of an order.")
     status: OrderStatusEnum = strawberry.field(description="The new status.")
     at: datetime = strawberry.field(description="When the gateway saw the change (UTC).")
+    missed_events: bool = strawberry.field(
+        description="True on the first event of a resume that reached beyond the retention window: events were "
+                    "lost in between, so re-read the orders.")
+
+    @classmethod
+    def from_event(cls, event: OrderEvent, missed: bool = False) -> OrderStatusEvent:
+        return cls(event_id=event.event_id, order=Order.from_domain(event.order),
+                   previous_status=OrderStatusEnum(event.previous_status.value) if event.previous_status else None,
+                   status=OrderStatusEnum(event.status.value), at=event.at, missed_events=missed)
 
 
 async def _targets(info: Info, account_id: strawberry.ID | None, order_id: strawberry.ID | None
@@ -45,54 +51,76 @@ async def _targets(info: Info, account_id: strawberry.ID | None, order_id: straw
     order_key = None
     if order_id is not None:
         order_key = decode(order_id, OrderKey, ctx.principal, "orderId")
-        if order_key is None:
+        if order_key is None or order_key.connection not in ctx.registry.adapters:
             raise OrderNotFound("no such order")
     if account_id is not None:
         key = decode(account_id, AccountKey, ctx.principal, "accountId")
-        if key is None:
+        if key is None or key.connection not in ctx.registry.adapters:
             raise OrderNotFound("no such account")
+        if order_key is not None and (order_key.connection, order_key.account_number) != (key.connection,
+                                                                                           key.account_number):
+            raise InvalidInput("the order is not in that account", field="orderId")
         return [key], order_key
     if order_key is not None:
         return [AccountKey(order_key.connection, order_key.account_number)], order_key
     accounts: list[AccountKey] = []
-    for name, adapter in ctx.registry.adapters.items():
-        if ctx.principal.can_use(name):
-            try:
-                accounts.extend(a.key for a in await adapter.fetch_accounts())
-            except GatewayError:
-                continue
-    return accounts, None
+    names = [n for n in ctx.registry.adapters if ctx.principal.can_use(n)]
+    results = await asyncio.gather(*(ctx.loaders.accounts_by_connection.load(n) for n in names),
+                                   return_exceptions=True)
+    for result in results:
+        if isinstance(result, GatewayError):
+            continue  # a connection that is down now is not watched by this subscription
+        if isinstance(result, BaseException):
+            raise result
+        accounts.extend(a.key for a in result)
+    return accounts, order_key
 
 
-@strawberry.type(description="Live updates over WebSocket (graphql-transport-ws).")
+@strawberry.type(description="Live updates over WebSocket (graphql-transport-ws) or Server-Sent Events.")
 class Subscription:
-    @strawberry.subscription(description="Order status changes, for one order, one account or every account "
-                                         "the caller may see.")
+    @strawberry.subscription(description="Order status changes for one order, one account, or every account the "
+                                         "caller may see. Resume with `after: <eventId>` after a reconnect.")
     async def order_status_changed(self, info: Info, account_id: strawberry.ID | None = None,
                                    order_id: strawberry.ID | None = None, after: str | None = None,
                                    ) -> AsyncGenerator[OrderStatusEvent, None]:
+        ctx = info.context
+        events = ctx.events
         if after is not None:
-            raise InvalidInput("resuming with `after` is not available yet", field="after")
+            try:
+                parse_id(after)
+            except ValueError:
+                raise InvalidInput("after must be an eventId", field="after") from None
         accounts, order_key = await _targets(info, account_id, order_id)
-        registry = info.context.registry
-        seen: dict[OrderKey, OrderStatus] = {}
-        first = True
-        while True:
-            for account in accounts:
-                try:
-                    orders: list[DomainOrder] = await registry.get(account.connection).fetch_orders(account)
-                except GatewayError:
-                    continue
-                for order in orders:
-                    if order_key is not None and order.key != order_key:
+        wanted = {(a.connection, a.account_number) for a in accounts}
+
+        def accepts(event: OrderEvent) -> bool:
+            key = event.order.key
+            if order_key is not None:
+                return key == order_key
+            return (key.connection, key.account_number) in wanted
+
+        sub = events.bus.hub.add(accepts)  # live events queue up while the replay is read
+        events.metrics.active_subscriptions.inc()
+        try:
+            async with events.watchers.watching(accounts):
+                last = (0, 0)
+                pending_missed = False
+                if after is not None:
+                    replayed, pending_missed = await events.bus.replay(after)
+                    for event in replayed:
+                        if accepts(event):
+                            yield OrderStatusEvent.from_event(event, pending_missed)
+                            pending_missed = False
+                            last = parse_id(event.event_id)
+                while True:
+                    event = await sub.queue.get()
+                    if event is None:
+                        raise RateLimitExceeded("the subscriber did not keep up; resume with `after`")
+                    if parse_id(event.event_id) <= last:
                         continue
-                    before = seen.get(order.key)
-                    seen[order.key] = order.status
-                    if first or before == order.status:
-                        continue
-                    yield OrderStatusEvent(
-                        event_id=str(next(_ids)), order=Order.from_domain(order),
-                        previous_status=OrderStatusEnum(before.value) if before else None,
-                        status=OrderStatusEnum(order.status.value), at=datetime.now(UTC))
-            first = False
-            await asyncio.sleep(1.0)
+                    last = parse_id(event.event_id)
+                    yield OrderStatusEvent.from_event(event, pending_missed)
+                    pending_missed = False
+        finally:
+            events.bus.hub.remove(sub)
+            events.metrics.active_subscriptions.dec()

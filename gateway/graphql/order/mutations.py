@@ -177,6 +177,7 @@ class OrderMutations:
                 return await adapter.create_order(replace(request, client_order_id=cid))
 
             outcome = await place(ctx, adapter, "placeOrder", build, _payload(input), input.idempotency_key)
+            await ctx.published(outcome)
             return outcome_result(outcome)
         except GatewayError as exc:
             return to_user_error(exc)
@@ -193,6 +194,7 @@ class OrderMutations:
             if outcome is None:
                 return ConfirmationDeclined(confirmation_id=input.confirmation_id,
                                             message="declined: nothing was placed")
+            await ctx.published(outcome)
             return outcome_result(outcome)
         except GatewayError as exc:
             return to_user_error(exc)
@@ -205,6 +207,7 @@ class OrderMutations:
             if key is None or key.connection not in ctx.registry.adapters:
                 raise OrderNotFound("no such order")
             order = await ctx.registry.get(key.connection).cancel_order(key)
+            await ctx.published(order)
             return OrderCancelRequested(order=Order.from_domain(order))
         except GatewayError as exc:
             return to_user_error(exc, outcome_unknown=False)  # type: ignore[return-value]
@@ -235,6 +238,7 @@ class OrderMutations:
             outcome = await adapter.modify_order(key, update)
             if isinstance(outcome, Confirmation):
                 return outcome_result(outcome)  # type: ignore[return-value]
+            await ctx.published(outcome)
             return OrderModified(order=Order.from_domain(outcome))
         except GatewayError as exc:
             return to_user_error(exc, outcome_unknown=False)  # type: ignore[return-value]

@@ -77,6 +77,7 @@ class PositionMutations:
             payload = {"position": input.position_id, "quantity": str(quantity), "type": order_type.value,
                        "limit": str(input.limit_price)}
             outcome = await place(ctx, adapter, "squareOffPosition", build, payload, input.idempotency_key)
+            await ctx.published(outcome)
             return outcome_result(outcome)
         except GatewayError as exc:
             return to_user_error(exc)

@@ -1,0 +1,312 @@
+"""Watchers: turn broker order updates into events on the bus.
+
+One watcher per (connection, account) that somebody subscribes to, shared by all its subscribers, so
+upstream reads never grow with the number of subscribers. A watcher streams where the adapter can
+(``watch_orders``) and otherwise polls ``fetch_orders`` at an adaptive interval: ``fast_interval``
+while the account has working orders, ``slow_interval`` when it has none. The adapters' own
+client-side limiters keep polls within each broker's pacing. A stream is re-synchronised from a REST
+snapshot every ``resync_interval`` and whenever it ends or stays silent past ``silence_timeout``.
+
+With several replicas, :class:`RedisState` holds the last known status of every order and a lease
+per account: only the replica that holds the lease polls; the others consume the shared stream. The
+status store's compare-and-set decides whether a change is new, so a change seen by a mutation on one
+replica and by the poller on another is published once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..domain.enums import OrderStatus
+from ..domain.errors import GatewayError, NotSupported
+from ..domain.keys import AccountKey
+from ..domain.models import Order
+from ..registry import Registry
+from .bus import EventBus
+from .codec import OrderEvent
+from .metrics import GatewayMetrics
+
+__all__ = ["MemoryState", "RedisState", "WatcherManager", "WatcherSettings"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherSettings:
+    """Intervals in seconds (see the module docstring); ``lease_ttl`` bounds a dead replica's lease."""
+
+    fast_interval: float = 1.0
+    slow_interval: float = 5.0
+    resync_interval: float = 30.0
+    silence_timeout: float = 60.0
+    lease_ttl: float = 10.0
+    linger: float = 2.0
+
+
+def _key(account: AccountKey) -> str:
+    return f"{account.connection}\x1f{account.account_number}"
+
+
+class MemoryState:
+    """Last known statuses and leases for one process."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, dict[str, str]] = {}
+        self.baselined: set[str] = set()
+
+    async def swap(self, account: AccountKey, order_id: str, status: str) -> tuple[bool, str | None]:
+        table = self.statuses.setdefault(_key(account), {})
+        old = table.get(order_id)
+        if old == status:
+            return False, old
+        table[order_id] = status
+        return True, old
+
+    async def baseline(self, account: AccountKey, statuses: dict[str, str]) -> bool:
+        """Record ``statuses`` without events, keeping what is already known; ``False`` if done before."""
+        key = _key(account)
+        if key in self.baselined:
+            return False
+        table = self.statuses.setdefault(key, {})
+        for order_id, status in statuses.items():
+            table.setdefault(order_id, status)
+        self.baselined.add(key)
+        return True
+
+    async def acquire(self, account: AccountKey) -> bool:
+        return True
+
+    async def release(self, account: AccountKey) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+_SWAP = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old == ARGV[2] then return {0, old} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if old then return {1, old} end
+return {1}
+"""
+
+
+class RedisState:
+    """Last known statuses (a hash per account) and poll leases (redis-py ``Lock``) shared by replicas."""
+
+    def __init__(self, url: str, lease_ttl: float, prefix: str = "gateway:watch:", ttl_days: int = 7) -> None:
+        import redis.asyncio as redis
+
+        self.redis: Any = redis.from_url(url)
+        self.prefix = prefix
+        self.lease_ttl = lease_ttl
+        self.ttl_ms = ttl_days * 86_400_000
+        self.replica = uuid.uuid4().hex
+        self._swap = self.redis.register_script(_SWAP)
+        self._locks: dict[str, Any] = {}
+
+    async def swap(self, account: AccountKey, order_id: str, status: str) -> tuple[bool, str | None]:
+        result = await self._swap(keys=[self.prefix + "status:" + _key(account)], args=[order_id, status, self.ttl_ms])
+        old = result[1].decode() if len(result) > 1 and result[1] is not None else None
+        return bool(result[0]), old
+
+    async def baseline(self, account: AccountKey, statuses: dict[str, str]) -> bool:
+        key = self.prefix + "status:" + _key(account)
+        if not await self.redis.hsetnx(key, "\x00baseline", "1"):
+            return False
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for order_id, status in statuses.items():
+                pipe.hsetnx(key, order_id, status)
+            pipe.pexpire(key, self.ttl_ms)
+            await pipe.execute()
+        return True
+
+    async def acquire(self, account: AccountKey) -> bool:
+        """Take or renew this replica's lease on polling ``account``."""
+        from redis.exceptions import LockError
+
+        name = self.prefix + "lease:" + _key(account)
+        lock = self._locks.get(name)
+        try:
+            if lock is not None and await lock.owned():
+                await lock.reacquire()
+                return True
+            lock = self.redis.lock(name, timeout=self.lease_ttl, blocking=False)
+            if await lock.acquire():
+                self._locks[name] = lock
+                return True
+        except LockError:
+            self._locks.pop(name, None)
+        return False
+
+    async def release(self, account: AccountKey) -> None:
+        from redis.exceptions import LockError
+
+        lock = self._locks.pop(self.prefix + "lease:" + _key(account), None)
+        if lock is not None:
+            with contextlib.suppress(LockError):
+                await lock.release()
+
+    async def close(self) -> None:
+        for name in list(self._locks):
+            lock = self._locks.pop(name)
+            with contextlib.suppress(Exception):
+                await lock.release()
+        await self.redis.aclose()
+
+
+class WatcherManager:
+    """Interest-counted watchers per account, and the one place order changes become events."""
+
+    def __init__(self, registry: Registry, bus: EventBus, state: MemoryState | RedisState,
+                 settings: WatcherSettings, metrics: GatewayMetrics) -> None:
+        self.registry = registry
+        self.bus = bus
+        self.state = state
+        self.settings = settings
+        self.metrics = metrics
+        self.interest: dict[AccountKey, int] = {}
+        self.tasks: dict[AccountKey, asyncio.Task[None]] = {}
+        self._stopping: dict[AccountKey, asyncio.TimerHandle] = {}
+
+    @property
+    def active(self) -> int:
+        return len(self.tasks)
+
+    async def observe(self, account: AccountKey, orders: Iterable[Order]) -> list[OrderEvent]:
+        """Publish the status changes among ``orders`` (compared with the last known statuses)."""
+        published: list[OrderEvent] = []
+        for order in orders:
+            changed, old = await self.state.swap(account, order.key.broker_order_id, order.status.value)
+            if not changed:
+                continue
+            event = OrderEvent(order=order, previous_status=OrderStatus(old) if old else None,
+                               status=order.status, at=datetime.now(UTC))
+            event = event.with_id(await self.bus.publish(event))
+            self.metrics.events_published.inc()
+            published.append(event)
+        return published
+
+    @contextlib.asynccontextmanager
+    async def watching(self, accounts: Iterable[AccountKey]) -> AsyncIterator[None]:
+        """Keep watchers running for ``accounts`` while the block runs."""
+        held = list(dict.fromkeys(accounts))
+        for account in held:
+            self._hold(account)
+        try:
+            yield
+        finally:
+            for account in held:
+                self._drop(account)
+
+    def _hold(self, account: AccountKey) -> None:
+        self.interest[account] = self.interest.get(account, 0) + 1
+        pending = self._stopping.pop(account, None)
+        if pending is not None:
+            pending.cancel()
+        if account not in self.tasks:
+            self.tasks[account] = asyncio.create_task(self._watch(account), name=f"watch-{account.connection}")
+            self.metrics.active_watchers.set(self.active)
+
+    def _drop(self, account: AccountKey) -> None:
+        self.interest[account] -= 1
+        if self.interest[account] > 0:
+            return
+        del self.interest[account]
+        loop = asyncio.get_running_loop()
+        self._stopping[account] = loop.call_later(self.settings.linger, self._stop, account)
+
+    def _stop(self, account: AccountKey) -> None:
+        self._stopping.pop(account, None)
+        if self.interest.get(account):
+            return
+        task = self.tasks.pop(account, None)
+        if task is not None:
+            task.cancel()
+        self.metrics.active_watchers.set(self.active)
+
+    async def close(self) -> None:
+        for handle in self._stopping.values():
+            handle.cancel()
+        self._stopping.clear()
+        tasks = list(self.tasks.values())
+        self.tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.metrics.active_watchers.set(0)
+
+    async def _watch(self, account: AccountKey) -> None:
+        adapter = self.registry.get(account.connection)
+        try:
+            while True:
+                if not await self.state.acquire(account):  # another replica polls this account
+                    await asyncio.sleep(self.settings.lease_ttl / 3)
+                    continue
+                try:
+                    await self._stream(adapter, account)
+                except NotSupported:
+                    await self._poll_once(adapter, account, baseline=True)
+                    await self._poll(adapter, account)
+                except GatewayError as exc:
+                    log.info("watcher %s: %s", account, exc)
+                    await asyncio.sleep(self.settings.slow_interval)
+        except asyncio.CancelledError:
+            await self.state.release(account)
+            raise
+
+    async def _poll_once(self, adapter: Any, account: AccountKey, *, baseline: bool = False) -> bool:
+        """One REST snapshot; ``True`` when the account has working orders."""
+        self.metrics.upstream_polls.labels(account.connection).inc()
+        orders: list[Order] = await adapter.fetch_orders(account)
+        if baseline and await self.state.baseline(account, {o.key.broker_order_id: o.status.value for o in orders}):
+            return any(not o.status.is_terminal for o in orders)
+        await self.observe(account, orders)
+        return any(not o.status.is_terminal for o in orders)
+
+    async def _poll(self, adapter: Any, account: AccountKey) -> None:
+        working = True
+        while True:
+            await asyncio.sleep(self.settings.fast_interval if working else self.settings.slow_interval)
+            if not await self.state.acquire(account):
+                return
+            try:
+                working = await self._poll_once(adapter, account)
+            except GatewayError as exc:
+                log.info("poll of %s failed: %s", account, exc)
+                working = False
+
+    async def _stream(self, adapter: Any, account: AccountKey) -> None:
+        """Follow the adapter's order stream (raises ``NotSupported`` where there is none)."""
+        stream = adapter.watch_orders(account)
+        await self._poll_once(adapter, account, baseline=True)
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + self.settings.resync_interval
+        iterator = stream.__aiter__()
+        try:
+            while True:
+                timeout = min(self.settings.silence_timeout, max(next_resync - loop.time(), 0.01))
+                try:
+                    order = await asyncio.wait_for(iterator.__anext__(), timeout)
+                except TimeoutError:
+                    await self._poll_once(adapter, account)  # silent or due: re-synchronise from REST
+                    next_resync = loop.time() + self.settings.resync_interval
+                    continue
+                except StopAsyncIteration:
+                    await self._poll_once(adapter, account)
+                    return
+                await self.observe(account, [order])
+                if not await self.state.acquire(account):
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await iterator.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,208 @@
+"""orderStatusChanged over real WebSocket (graphql-transport-ws) and SSE connections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import FAST_EVENTS, LARGE_KEY, MAIN_KEY, gateway_config, lemon_connections
+from tests.harness import GraphQLClient, RunningGateway, SandboxControl, Subscription, document, eventually, running_gateway
+
+
+@pytest.fixture(scope="module")
+async def live(lemon_url: str) -> AsyncIterator[RunningGateway]:
+    """A gateway with quick watcher intervals, in front of the session's lemon venue."""
+    async with running_gateway(gateway_config(lemon_connections(lemon_url), events=FAST_EVENTS)) as gateway:
+        yield gateway
+
+
+async def _account(client: GraphQLClient) -> str:
+    return (await client.data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1}))["connections"][0]["accounts"][0]["id"]
+
+
+async def _place(client: GraphQLClient, account: str, **kw: Any) -> dict[str, Any]:
+    result = (await client.data("PlaceOrder", {"input": {
+        "accountId": account, "instrument": {"isin": "DE0008232125"}, "side": "BUY", "type": "MARKET",
+        "quantity": "1", **kw}}))["placeOrder"]
+    assert result["__typename"] == "OrderPlaced", result
+    return result["order"]
+
+
+async def _health(gateway: RunningGateway) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        return (await http.get(gateway.url.replace("/graphql", "/healthz"))).json()
+
+
+async def test_market_order_status_sequence_reaches_filled_and_other_accounts_see_nothing(
+        live: RunningGateway) -> None:
+    client = live.client(MAIN_KEY)
+    account = await _account(client)
+    other = await _account(live.client(LARGE_KEY))
+    async with Subscription(live.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as mine, \
+            Subscription(live.url, "OrderStatusChanged", {"accountId": other}, LARGE_KEY) as theirs:
+        await asyncio.sleep(0.3)  # the watcher takes its baseline
+        order = await _place(client, account)
+        events = await mine.until(lambda e: e["order"]["id"] == order["id"] and e["status"] == "FILLED")
+        statuses = [e["status"] for e in events if e["order"]["id"] == order["id"]]
+        assert statuses[-1] == "FILLED" and len(statuses) == len(set(statuses))
+        assert statuses[0] in ("PENDING_SUBMIT", "SUBMITTED")
+        for before, after in zip(events, events[1:], strict=False):
+            assert before["eventId"] < after["eventId"] or len(before["eventId"]) < len(after["eventId"])
+        chained = [e for e in events if e["order"]["id"] == order["id"]]
+        for prev, cur in zip(chained, chained[1:], strict=False):
+            assert cur["previousStatus"] == prev["status"]
+        assert await theirs.quiet(0.5) == []
+
+
+async def test_resume_after_disconnect_replays_exactly_the_missed_events(
+        live: RunningGateway, lemon_control: SandboxControl) -> None:
+    client = live.client(MAIN_KEY)
+    account = await _account(client)
+    await lemon_control.price("IE00B4L5Y983", "101.73")
+    async with Subscription(live.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as witness:
+        async with Subscription(live.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as first:
+            await asyncio.sleep(0.3)
+            order = await _place(client, account, instrument={"isin": "IE00B4L5Y983"}, type="LIMIT",
+                                 limitPrice="95.00", timeInForce="GTC")
+            seen = await first.until(lambda e: e["order"]["id"] == order["id"] and e["status"] == "SUBMITTED")
+            last_id = seen[-1]["eventId"]
+            await first.abort()
+        # while disconnected: the price crosses and the order fills; a second order is placed and cancelled
+        await lemon_control.price("IE00B4L5Y983", "94.00")
+        second = await _place(client, account, instrument={"isin": "DE0008232125"}, type="LIMIT", limitPrice="1.00")
+        await client.data("CancelOrder", {"input": {"orderId": second["id"]}})
+        witnessed = await witness.until(lambda e: e["order"]["id"] == second["id"] and e["status"] == "CANCELED")
+        if not any(e["order"]["id"] == order["id"] and e["status"] == "FILLED" for e in witnessed):
+            witnessed += await witness.until(lambda e: e["order"]["id"] == order["id"] and e["status"] == "FILLED")
+        await lemon_control.price("IE00B4L5Y983", "101.73")
+        missed_ids = [e["eventId"] for e in witnessed if _after(e["eventId"], last_id)]
+        async with Subscription(live.url, "OrderStatusChanged", {"accountId": account, "after": last_id},
+                                MAIN_KEY) as resumed:
+            replay = [(await resumed.next())["orderStatusChanged"] for _ in missed_ids]
+            assert [e["eventId"] for e in replay] == missed_ids
+            assert not any(e["missedEvents"] for e in replay)
+            assert await resumed.quiet(0.4) == []  # nothing twice
+
+
+def _after(event_id: str, mark: str) -> bool:
+    a, b = (tuple(int(p) for p in x.split("-")) for x in (event_id, mark))
+    return a > b
+
+
+async def test_resume_beyond_retention_says_so(lemon_url: str) -> None:
+    config = gateway_config(lemon_connections(lemon_url), events={**FAST_EVENTS, "retention": 10})
+    async with running_gateway(config) as gateway:
+        client = gateway.client(MAIN_KEY)
+        account = await _account(client)
+        async with Subscription(gateway.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as sub:
+            await asyncio.sleep(0.3)
+            await _place(client, account, type="LIMIT", limitPrice="1.00")
+            mark = (await sub.next())["orderStatusChanged"]["eventId"]
+            for _ in range(6):  # two events each (placed, cancelled): 12 > retention 10
+                order = await _place(client, account, type="LIMIT", limitPrice="1.00")
+                await client.data("CancelOrder", {"input": {"orderId": order["id"]}})
+            await sub.until(lambda e: e["order"]["id"] == order["id"] and e["status"] == "CANCELED")
+        async with Subscription(gateway.url, "OrderStatusChanged", {"accountId": account, "after": mark},
+                                MAIN_KEY) as resumed:
+            first = (await resumed.next())["orderStatusChanged"]
+            assert first["missedEvents"] is True
+
+
+async def test_sse_subscription_sees_the_order_fill(live: RunningGateway) -> None:
+    client = live.client(MAIN_KEY)
+    account = await _account(client)
+    events: list[dict[str, Any]] = []
+    placed: dict[str, Any] = {}
+
+    async def listen() -> None:
+        body = {"query": document("OrderStatusChanged"), "variables": {"accountId": account}}
+        async with httpx.AsyncClient(timeout=30) as http, http.stream(
+                "POST", live.url + "/stream", json=body,
+                headers={"Accept": "text/event-stream", "Authorization": f"Bearer {MAIN_KEY}"}) as response:
+            assert response.status_code == 200
+            kind = None
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    kind = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and kind == "next":
+                    event = json.loads(line[5:])["data"]["orderStatusChanged"]
+                    events.append(event)
+                    if placed and event["order"]["id"] == placed["id"] and event["status"] == "FILLED":
+                        return
+
+    task = asyncio.create_task(listen())
+    await eventually(lambda: _health_value(live, "watchers"))
+    placed.update(await _place(client, account))
+    await asyncio.wait_for(task, 15)
+    assert [e["status"] for e in events if e["order"]["id"] == placed["id"]][-1] == "FILLED"
+    await eventually(lambda: _zero(live))
+
+
+async def test_sse_requires_a_key_in_production(lemon_url: str) -> None:
+    async with running_gateway(gateway_config(lemon_connections(lemon_url), profile="production")) as gateway:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(gateway.url + "/stream", json={"query": document("OrderStatusChanged")},
+                                       headers={"Accept": "text/event-stream"})
+    assert response.status_code == 401
+
+
+async def _health_value(gateway: RunningGateway, key: str) -> int:
+    return int((await _health(gateway))[key])
+
+
+async def _zero(gateway: RunningGateway) -> bool:
+    health = await _health(gateway)
+    return health["subscriptions"] == 0 and health["watchers"] == 0
+
+
+async def test_two_hundred_subscribers_cost_no_more_polls_than_one(
+        live: RunningGateway, lemon_control: SandboxControl) -> None:
+    client = live.client(MAIN_KEY)
+    account = await _account(client)
+
+    async def polls_during(n: int, seconds: float = 2.0) -> int:
+        subs = [Subscription(live.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) for _ in range(n)]
+        await asyncio.gather(*(s.__aenter__() for s in subs))
+        try:
+            await eventually(lambda: _health_value(live, "subscriptions"))
+            await asyncio.sleep(0.6)  # past the baseline
+            await lemon_control.reset()
+            await asyncio.sleep(seconds)
+            return (await lemon_control.stats()).get("GET /v1/orders", 0)
+        finally:
+            await asyncio.gather(*(s.__aexit__(None, None, None) for s in subs))
+            await eventually(lambda: _zero(live))
+
+    one = await polls_during(1)
+    many = await polls_during(200)
+    assert one >= 2  # the watcher polls (every 0.5 s when idle, 0.2 s with working orders)
+    assert many <= one + 1, (one, many)
+
+
+async def test_abrupt_closes_leave_no_watchers_or_subscriptions(live: RunningGateway) -> None:
+    client = live.client(MAIN_KEY)
+    account = await _account(client)
+    subs = [await Subscription(live.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY).__aenter__()
+            for _ in range(20)]
+    await eventually(lambda: _health_value(live, "subscriptions"))
+    assert (await _health(live))["watchers"] == 1
+    for sub in subs:
+        await sub.abort()
+    await eventually(lambda: _zero(live), timeout=10)
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(live.url.replace("/graphql", "/metrics"))).text
+    assert "gateway_active_subscriptions 0.0" in metrics and "gateway_active_watchers 0.0" in metrics
+
+
+async def test_unauthenticated_websocket_is_refused_in_production(lemon_url: str) -> None:
+    async with running_gateway(gateway_config(lemon_connections(lemon_url), profile="production")) as gateway:
+        with pytest.raises(Exception):  # noqa: B017 - websockets raises on the refused init
+            async with Subscription(gateway.url, "OrderStatusChanged", {}, None) as sub:
+                await sub.next(2)
+        async with Subscription(gateway.url, "OrderStatusChanged", {}, MAIN_KEY):
+            pass
