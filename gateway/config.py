@@ -11,7 +11,8 @@ Example::
     timeout = 10.0                    # seconds per attempt (aiohttp total timeout)
     connect_timeout = 3.0
     read_retries = 2                  # extra attempts for reads; writes are never retried
-    rate_limit = 1.6                  # requests per second, client side
+    rate_limit = 1.6                  # requests per second on average, client side (adapter default if unset)
+    rate_burst = 300                  # requests that may go at once before the average applies
 
     [[api_keys]]
     name = "advisor-frontend"
@@ -51,6 +52,7 @@ class ConnectionConfig(BaseModel):
     read_retries: int = Field(2, ge=0, le=10)
     retry_max_wait: float = Field(5.0, ge=0)
     rate_limit: float | None = Field(None, gt=0)
+    rate_burst: int | None = Field(None, ge=1)
     verify_tls: bool = True
     options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 

@@ -15,6 +15,7 @@ import pytest
 from gateway.config import ApiKeyConfig, GatewayConfig
 from gateway.sandbox.engine import EngineConfig
 from gateway.sandbox.lemon import API_KEY, LARGE_API_KEY
+from gateway.sandbox.lemon.app import LemonSettings
 from gateway.sandbox.venue import SandboxRunner
 from tests.harness import GraphQLClient, RunningGateway, SandboxControl
 
@@ -24,12 +25,15 @@ LARGE_KEY = "test-key-large"
 
 def lemon_connections(base_url: str, **overrides: Any) -> dict[str, Any]:
     common = {"broker": "lemon", "base_url": base_url, "timeout": 2.0, "connect_timeout": 1.0, "read_retries": 1,
-              "retry_max_wait": 0.2, **overrides}
+              "retry_max_wait": 0.2, "rate_limit": 10_000, **overrides}  # the test venue allows it (TEST_VENUE)
     return {
         "lemon": {**common, "credentials": {"api_key": API_KEY}},
         "lemon-large": {**common, "credentials": {"api_key": LARGE_API_KEY}},
     }
 
+
+#: the tests send far more than lemon's 300 requests a minute: the test venue allows them
+TEST_VENUE = {"lemon": {"settings": LemonSettings(rate_limit=100_000)}}
 
 FAST_EVENTS = {"fast_interval": 0.2, "slow_interval": 0.5, "linger": 0.2, "lease_ttl": 2.0}
 
@@ -49,7 +53,7 @@ def gateway_config(connections: dict[str, Any], profile: str = "development",
 
 @pytest.fixture(scope="session")
 async def sandbox() -> AsyncIterator[SandboxRunner]:
-    runner = SandboxRunner(["lemon"], config=EngineConfig.fast())
+    runner = SandboxRunner(["lemon"], config=EngineConfig.fast(), venue_options=TEST_VENUE)
     await runner.start()
     yield runner
     await runner.stop()

@@ -3,6 +3,7 @@ sent twice."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -10,8 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.sandbox.engine import EngineConfig
+from gateway.sandbox.lemon.app import LemonSettings
 from gateway.sandbox.venue import SandboxRunner
-from tests.conftest import gateway_config, lemon_connections
+from tests.conftest import MAIN_KEY, TEST_VENUE, gateway_config, lemon_connections
 from tests.harness import RunningGateway, SandboxControl, running_gateway
 
 TIMEOUT = 1.0
@@ -20,7 +22,7 @@ TIMEOUT = 1.0
 @pytest.fixture
 async def venue() -> AsyncIterator[SandboxRunner]:
     """A private lemon venue these tests may stop and disturb."""
-    runner = SandboxRunner(["lemon"], config=EngineConfig.fast())
+    runner = SandboxRunner(["lemon"], config=EngineConfig.fast(), venue_options=TEST_VENUE)
     await runner.start()
     yield runner
     await runner.stop()
@@ -130,3 +132,24 @@ async def test_order_post_lost_before_creation_is_outcome_unknown(venue: Sandbox
     assert (await control.stats())["POST /v1/orders"] == 1
 
 
+
+
+async def test_client_side_limiter_keeps_a_burst_under_the_venues_limit() -> None:
+    """60 reads at once against a venue allowing 40 a second: the gateway's bucket (20 at once, then
+    20 a second) spreads them out, so the venue never answers 429."""
+    runner = SandboxRunner(["lemon"], config=EngineConfig.fast(),
+                           venue_options={"lemon": {"settings": LemonSettings(rate_limit=40, rate_window=1.0)}})
+    await runner.start()
+    try:
+        config = gateway_config(lemon_connections(runner.base_urls["lemon"], rate_limit=20, rate_burst=20,
+                                                  read_retries=0))
+        async with running_gateway(config) as gateway:
+            client = gateway.client(MAIN_KEY)
+            await client.data("Dashboard")
+            started = time.monotonic()
+            bodies = await asyncio.gather(*(client.run("Dashboard") for _ in range(20)))  # 60 upstream reads
+            elapsed = time.monotonic() - started
+        assert all(not body.get("errors") for body in bodies), [b["errors"] for b in bodies if b.get("errors")]
+        assert elapsed >= 1.5  # (60 - 20) / 20 per second: the limiter did the spreading
+    finally:
+        await runner.stop()

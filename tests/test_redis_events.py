@@ -23,6 +23,7 @@ broker = "lemon"
 base_url = "{lemon_url}"
 credentials = {{ api_key = "{API_KEY}" }}
 timeout = 3.0
+rate_limit = 10000
 
 [events]
 backend = "redis"

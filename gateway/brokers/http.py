@@ -88,7 +88,8 @@ class HttpClient:
         map_error: turns a broker error response into a gateway error (the adapter's ``errors.py``).
         headers: headers sent on every request (authorisation is added by ``auth_headers``).
         auth_headers: called before each request for the current auth headers (tokens that renew).
-        limiter: a shared limiter, else one built from ``config.rate_limit``.
+        limiter: a shared limiter, else one built from ``config.rate_limit`` / ``config.rate_burst``, else
+            from ``default_rate`` (the broker's documented limit: requests per second and burst).
         endpoint_limiter: ``(method, path) → AsyncLimiter | None``: an endpoint's own pacing, awaited
             on every attempt after the connection's limiter (IBKR paces some endpoints separately).
     """
@@ -97,6 +98,7 @@ class HttpClient:
                  headers: Mapping[str, str] | None = None,
                  auth_headers: Callable[[], Mapping[str, str]] | None = None,
                  limiter: AsyncLimiter | None = None,
+                 default_rate: tuple[float, int] | None = None,
                  endpoint_limiter: Callable[[str, str], AsyncLimiter | None] | None = None) -> None:
         self.config = config
         self.connection = config.name
@@ -104,7 +106,7 @@ class HttpClient:
         self.map_error = map_error
         self.headers = dict(headers or {})
         self.auth_headers = auth_headers
-        self.limiter = limiter or (AsyncLimiter(config.rate_limit, 1.0) if config.rate_limit else None)
+        self.limiter = limiter or _limiter(config.rate_limit, config.rate_burst, default_rate)
         self.endpoint_limiter = endpoint_limiter
         self._session: aiohttp.ClientSession | None = None
         self.calls = 0
@@ -217,6 +219,17 @@ class HttpClient:
         rest = url.split("://", 1)[-1]
         path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
         return path.split("?", 1)[0]
+
+
+def _limiter(rate: float | None, burst: int | None, default: tuple[float, int] | None) -> AsyncLimiter | None:
+    """A leaky bucket of ``burst`` requests draining at ``rate`` per second."""
+    if rate is None:
+        if default is None:
+            return None
+        rate, default_burst = default
+        burst = burst or default_burst
+    burst = burst or max(1, round(rate))
+    return AsyncLimiter(burst, burst / rate)
 
 
 async def gather_settled(*aws: Any) -> list[Any]:

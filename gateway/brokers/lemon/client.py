@@ -17,6 +17,9 @@ __all__ = ["LemonClient", "Page"]
 
 Page = tuple[list[dict[str, Any]], int]  # (results, total)
 
+#: lemon.md §10: "on average 100 requests per minute, with an allowed burst to 300 requests per minute"
+DOCUMENTED_RATE = (100 / 60, 200)  # bucket 200 + 100/min: never over 300 in any minute
+
 
 class LemonClient:
     """Bearer-authenticated client of one lemon API key (``credentials.api_key``)."""
@@ -24,7 +27,7 @@ class LemonClient:
     def __init__(self, config: ConnectionConfig) -> None:
         api_key = config.credential("api_key")
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = HttpClient(config, map_error, auth_headers=lambda: self._auth)
+        self.http = HttpClient(config, map_error, auth_headers=lambda: self._auth, default_rate=DOCUMENTED_RATE)
 
     async def close(self) -> None:
         await self.http.close()
