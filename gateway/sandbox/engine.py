@@ -6,6 +6,7 @@ and orders that move through a neutral life cycle::
     INACTIVE ──activate──► PENDING_NEW ──(ack_delay)──► WORKING ──(fill_delay, price crosses)──►
         PARTIALLY_FILLED ──► FILLED
     WORKING / PENDING_NEW / PARTIALLY_FILLED ──cancel──► CANCEL_PENDING ──(cancel_delay)──► CANCELED
+        (fills may still land while the cancel is pending: a cancel races the fills, as at a real venue)
     any open state ──expires_at passed──► EXPIRED;  a failed check ──► REJECTED
 
 Each venue app maps these onto its broker's own words and wire shapes. The engine is driven by one
@@ -14,7 +15,8 @@ background task (:meth:`run`) that ticks every ``tick_interval`` seconds; a pric
 listeners registered with :meth:`subscribe` (the IBKR venue's WebSocket uses them).
 
 Configuration (:class:`EngineConfig`) makes tests fast and deterministic: a static price model,
-short delays, fills in one piece or several.
+short delays, fills in one piece or several. The default (what ``serve`` runs) is worth watching:
+a random walk, and fills in three parts a second apart.
 """
 
 from __future__ import annotations
@@ -69,11 +71,11 @@ class EngineConfig:
             ``"random_walk"`` (seeded, ``volatility`` per tick as a fraction of the price).
     """
 
-    ack_delay: float = 0.2
+    ack_delay: float = 0.3
     fill_delay: float = 1.0
-    cancel_delay: float = 0.2
-    fill_steps: int = 1
-    fill_interval: float = 0.5
+    cancel_delay: float = 0.5
+    fill_steps: int = 3
+    fill_interval: float = 1.0
     tick_interval: float = 0.1
     price_model: str = "random_walk"
     volatility: float = 0.0005
@@ -81,8 +83,8 @@ class EngineConfig:
 
     @classmethod
     def fast(cls) -> EngineConfig:
-        """Deterministic and quick: static prices, tens of milliseconds per step."""
-        return cls(ack_delay=0.02, fill_delay=0.05, cancel_delay=0.02, fill_interval=0.05,
+        """Deterministic and quick: static prices, one fill, tens of milliseconds per step."""
+        return cls(ack_delay=0.02, fill_delay=0.05, cancel_delay=0.02, fill_steps=1, fill_interval=0.05,
                    tick_interval=0.02, price_model="static")
 
 
@@ -314,7 +316,7 @@ class Engine:
         if order.filled_quantity >= order.quantity:
             order.status = SimStatus.FILLED
             order.executed_at = datetime.now(UTC)
-        else:
+        elif order.status is not SimStatus.CANCEL_PENDING:
             order.status = SimStatus.PARTIALLY_FILLED
         self._changed(order)
 
@@ -349,8 +351,8 @@ class Engine:
 
     def _match(self, order: SimOrder) -> None:
         now = self._now()
-        if order.status not in (SimStatus.WORKING, SimStatus.PARTIALLY_FILLED):
-            return
+        if order.status not in (SimStatus.WORKING, SimStatus.PARTIALLY_FILLED, SimStatus.CANCEL_PENDING):
+            return  # a cancel still pending races the fills: the venue may fill before it confirms
         if order.working_since is None or now - order.working_since < self.config.fill_delay:
             return
         if order.last_fill_at is not None and now - order.last_fill_at < self.config.fill_interval:
@@ -387,9 +389,11 @@ class Engine:
                 order.status = SimStatus.WORKING
                 order.working_since = now
                 self._changed(order)
-            elif order.status is SimStatus.CANCEL_PENDING and order.cancel_requested_at is not None \
-                    and now - order.cancel_requested_at >= self.config.cancel_delay:
-                self._finish_cancel(order)
+            elif order.status is SimStatus.CANCEL_PENDING:
+                self._match(order)
+                if order.status is SimStatus.CANCEL_PENDING and order.cancel_requested_at is not None \
+                        and now - order.cancel_requested_at >= self.config.cancel_delay:
+                    self._finish_cancel(order)
             else:
                 self._match(order)
 
