@@ -59,13 +59,13 @@ async def test_fetch_positions_maps_holdings_and_positions_to_products_and_total
     reliance = _find(positions, "RELIANCE", Product.LONGTERM)
     assert reliance.quantity == Decimal(55)  # dp 40 + t1 5 + collateral 10
     assert reliance.instrument.isin == "INE002A01018" and reliance.instrument.broker_instrument_id == "2885"
-    assert reliance.extra["dp_quantity"] == Decimal(40) and reliance.extra["t1_quantity"] == Decimal(5)
-    assert reliance.extra["collateral_quantity"] == Decimal(10)
+    assert reliance.extra["dpQuantity"] == Decimal(40) and reliance.extra["t1Quantity"] == Decimal(5)
+    assert reliance.extra["collateralQuantity"] == Decimal(10)
     assert all(isinstance(v, Decimal) for v in reliance.extra.values())
     assert reliance.average_price is not None and reliance.average_price.amount == Decimal("1204.35")
     # an MTF buy of yesterday is in holdings/MTF (t1) and in positions (overnight): counted once
     infy_mtf = _find(positions, "INFY", Product.MTF)
-    assert infy_mtf.quantity == Decimal(10) and infy_mtf.extra["overnight_quantity"] == Decimal(10)
+    assert infy_mtf.quantity == Decimal(10) and infy_mtf.extra["overnightQuantity"] == Decimal(10)
     assert _find(positions, "INFY", Product.LONGTERM).quantity == Decimal(25)
     assert _find(positions, "TCS", Product.MTF).quantity == Decimal(8)
     assert _find(positions, "ETERNAL", Product.INTRADAY).quantity == Decimal(100)
@@ -88,7 +88,7 @@ async def test_square_off_intraday_position_uses_sqroff_and_flattens_it(
     assert await env.position_qty("912444", "ETERNAL", "LONGTERM") == "150"
     after = await adapter.fetch_positions(ACCOUNT)
     flat = _find(after, "ETERNAL", Product.INTRADAY)
-    assert flat.quantity == 0 and flat.extra["day_sell_quantity"] == Decimal(100)
+    assert flat.quantity == 0 and flat.extra["daySellQuantity"] == Decimal(100)
     assert _find(after, "ETERNAL", Product.LONGTERM).quantity == Decimal(150)
     stats = await env.stats()
     assert stats.get(f"POST {P}orders/positions/sqroff") == 1
@@ -104,8 +104,8 @@ async def test_square_off_part_of_a_longterm_holding_reduces_it(adapter: AliceBl
     await adapter.square_off_position(idea, Decimal(6), OrderType.MARKET, None, "sq-2")
     await env.until(lambda: _qty_is(env, "IDEA", "LONGTERM", "30"))
     after = _find(await adapter.fetch_positions(ACCOUNT), "IDEA", Product.LONGTERM)
-    assert after.quantity == Decimal(30) and after.extra["dp_quantity"] == Decimal(36)
-    assert after.extra["sellable_quantity"] == Decimal(30)
+    assert after.quantity == Decimal(30) and after.extra["dpQuantity"] == Decimal(36)
+    assert after.extra["sellableQty"] == Decimal(30)
 
 
 async def test_limit_square_off_places_a_tagged_opposite_order(adapter: AliceBlueAdapter) -> None:
@@ -187,7 +187,7 @@ async def test_market_order_fills_and_merges_into_the_holding(adapter: AliceBlue
 
     await env.until(filled)
     idea = _find(await adapter.fetch_positions(ACCOUNT), "IDEA", Product.LONGTERM)
-    assert idea.quantity == Decimal(39) and idea.extra["holding_quantity"] == Decimal(36)
+    assert idea.quantity == Decimal(39) and idea.extra["totalQuantity"] == Decimal(36)
 
 
 async def test_modify_then_cancel_a_working_order(adapter: AliceBlueAdapter, env: AliceEnv) -> None:

@@ -20,10 +20,10 @@ from gateway.sandbox.venue import SandboxRunner, Venue
 
 CONNECTION = "ibkr-test"
 MASTER = "DF4510328"
-SUBS = tuple(f"DU45103{n:02d}" for n in range(30, 42))
-BIG = SUBS[-1]
+SUBS = tuple(f"DU45103{n:02d}" for n in range(30, 50))
+BIG = "DU4510341"
 RELAXED_OPTIONS: dict[str, Any] = {"global_rate": 0, "slow_interval": 0, "tickle_interval_min": 0,
-                                   "orders_repoll_delay": 0.05, "lease_seconds": 5.0}
+                                   "orders_repoll_delay": 0.05, "confirmation_ttl": 5.0}
 
 
 @dataclass

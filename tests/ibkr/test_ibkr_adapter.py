@@ -147,7 +147,7 @@ async def test_ibkr_two_concurrent_placements_with_questions_do_not_cross(ctx: C
         asked = await ctx.adapter.create_order(order(coid, account=acct, kind=OrderType.LIMIT, quantity=qty,
                                                      limit=limit))
         assert isinstance(asked, Confirmation)
-        await asyncio.sleep(0.05)  # the user thinks; the other placement must wait, not interleave
+        await asyncio.sleep(0.05)  # the user thinks; the other placement goes ahead meanwhile
         placed = await ctx.adapter.confirm_order(asked.key, True)
         assert isinstance(placed, Order)
         return placed
@@ -223,18 +223,31 @@ async def test_ibkr_logged_out_session_is_authentication_error(ctx: Ctx) -> None
     assert any(o.client_order_id == f"many-{SUBS[0]}" for o in orders)
 
 
-async def test_ibkr_stale_confirmation_after_lease_expiry(ctx: Ctx) -> None:
-    ctx.adapter.session.lease_seconds = 0.2
+async def test_ibkr_question_voided_by_another_order_is_confirmed_by_sending_again(ctx: Ctx) -> None:
+    asked = await ctx.adapter.create_order(order("void-1", account=SUBS[7], kind=OrderType.LIMIT, limit="260"))
+    assert isinstance(asked, Confirmation) and asked.message_ids == ("o163",)
+    other = await ctx.adapter.create_order(order("void-2", account=SUBS[7]))  # IBKR drops the pending question
+    assert isinstance(other, Order)
+    before = await ctx.stats()
+    placed = await ctx.adapter.confirm_order(asked.key, True)
+    assert isinstance(placed, Order) and placed.client_order_id == "void-1"
+    after = await ctx.stats()
+    path = f"POST /v1/api/iserver/account/{SUBS[7]}/orders"
+    assert after[path] - before[path] == 1  # sent again; its o163 was answered without asking the user twice
+    assert [o["client_order_id"] for o in (await ctx.state())["orders"]].count("void-1") == 1
+
+
+async def test_ibkr_confirmation_expires(ctx: Ctx) -> None:
+    ctx.adapter.session.confirmation_ttl = 0.1
     try:
-        asked = await ctx.adapter.create_order(order("lease-1", account=SUBS[7], kind=OrderType.LIMIT, limit="260"))
+        asked = await ctx.adapter.create_order(order("ttl-1", account=SUBS[7], kind=OrderType.LIMIT, limit="260"))
         assert isinstance(asked, Confirmation)
-        other = await ctx.adapter.create_order(order("lease-2", account=SUBS[7]))  # waits for the lease
-        assert isinstance(other, Order)
+        await asyncio.sleep(0.15)
         with pytest.raises(OrderNotFound):
             await ctx.adapter.confirm_order(asked.key, True)
-        assert "lease-1" not in {o["client_order_id"] for o in (await ctx.state())["orders"]}
+        assert "ttl-1" not in {o["client_order_id"] for o in (await ctx.state())["orders"]}
     finally:
-        ctx.adapter.session.lease_seconds = 5.0
+        ctx.adapter.session.confirmation_ttl = 5.0
 
 
 async def test_ibkr_lost_order_answer_is_reconciled_by_client_order_id(ctx: Ctx) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 import pytest_asyncio
 from ibkr_support import MASTER, SUBS, make_adapter, until
 
@@ -104,9 +103,8 @@ async def test_ibkr_sandbox_logged_out_answers_401(wire: httpx.AsyncClient) -> N
     assert (await wire.get("iserver/accounts")).status_code == 200
 
 
-async def test_ibkr_sandbox_over_https_with_self_signed_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_SANDBOX_IBKR_TLS", "1")
-    runner = SandboxRunner(["ibkr"], config=EngineConfig.fast())
+async def test_ibkr_sandbox_over_https_with_self_signed_certificate() -> None:
+    runner = SandboxRunner(["ibkr"], config=EngineConfig.fast(), venue_options={"ibkr": {"tls": True}})
     base = (await runner.start())["ibkr"]
     try:
         assert base.startswith("https://")

@@ -3,12 +3,14 @@
 One connection is one Alice Blue login, so one account (the ``clientId`` of the session). Orders
 carry the request's ``client_order_id`` as ``orderTag``; a placement whose answer is lost is
 reconciled by looking the tag up in ``orders/book``. Square-off at market uses the broker's own
-``orders/positions/sqroff``, which has no ``orderTag``: a lost square-off answer cannot be
-reconciled and ends as ``OrderOutcomeUnknown``. A limit square-off is a regular placement of the
-opposite order in the position's product (with the tag).
+``orders/positions/sqroff``, which has no ``orderTag``: the book's order ids are read first, and a
+lost answer is reconciled by the one new untagged order that matches the square-off (see
+``reconcile.py``); none or several end as ``OrderOutcomeUnknown``. A limit square-off is a regular
+placement of the opposite order in the position's product (with the tag).
 
 Tick sizes are the broker's business: prices are sent as given and an off-tick price comes back
-as ``InvalidOrder`` (``broker_code="REJECTED"``, ``broker_message`` = ``rejectionReason``).
+as ``InvalidOrder`` (``broker_code="REJECTED"``, ``broker_message`` = ``rejectionReason``); an
+order the RMS books rejected for margin (``RMS:Margin Exceeds…``) as ``InsufficientFunds``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ...domain.errors import (
     BadResponse,
     BrokerNotAvailable,
     GatewayError,
+    InsufficientFunds,
     InvalidInput,
     InvalidOrder,
     NotSupported,
@@ -41,6 +44,7 @@ from .contracts import ContractMaster
 from .errors import error_for_code
 from .parsing import CURRENCY, dec, parse_order
 from .positions import merge_positions, wire_listing
+from .reconcile import SquareOffSpec, book_ids, by_tag, square_off_candidates
 
 __all__ = ["AliceBlueAdapter"]
 
@@ -133,17 +137,15 @@ class AliceBlueAdapter(BaseAdapter):
     async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
                                        hint: OrderRequest | None = None) -> Order | None:
         """The order whose ``orderTag`` is ``client_order_id`` in GET orders/book, or ``None``."""
-        for order in await self.fetch_orders(account):
-            if order.client_order_id == client_order_id:
-                return order
-        return None
+        return by_tag(await self.fetch_orders(account), client_order_id)
 
     # -- writes ---------------------------------------------------------------------------
     def _rejected(self, order: Order) -> Order:
         if order.status is OrderStatus.REJECTED:
             reason = order.notes or ""
-            raise InvalidOrder(f"Alice Blue rejected order {order.key.broker_order_id}: {reason.strip()}",
-                               connection=self.connection, broker_code="REJECTED", broker_message=reason)
+            cls = InsufficientFunds if reason.upper().startswith("RMS:MARGIN EXCEEDS") else InvalidOrder
+            raise cls(f"Alice Blue rejected order {order.key.broker_order_id}: {reason.strip()}",
+                      connection=self.connection, broker_code="REJECTED", broker_message=reason)
         return order
 
     def _placed(self, items: list[Any], what: str) -> str:
@@ -219,8 +221,15 @@ class AliceBlueAdapter(BaseAdapter):
 
     async def square_off_position(self, position: Position, quantity: Decimal, order_type: OrderType,
                                   limit_price: Decimal | None, client_order_id: str) -> PlaceOutcome:
-        """Close ``quantity`` of ``position``: at market through POST orders/positions/sqroff, with a
-        limit through a placement of the opposite order (``orderTag`` = ``client_order_id``)."""
+        """Close ``quantity`` of ``position``: at market through POST orders/positions/sqroff (after a
+        GET orders/book that lets a lost answer be reconciled), with a limit through a placement of
+        the opposite order (``orderTag`` = ``client_order_id``).
+
+        Raises:
+            InvalidInput: a flat position, a product or order type Alice Blue cannot square off.
+            InvalidOrder / OrderNotFound: the broker refused (EC868: no such open quantity).
+            OrderOutcomeUnknown: the answer was lost and no single new order matches.
+        """
         account = position.account_key
         await self._account_number(account)
         listing = wire_listing(position)
@@ -237,12 +246,29 @@ class AliceBlueAdapter(BaseAdapter):
             return await self._read_back(account, self._placed(items, "square-off"))
         if order_type is not OrderType.MARKET:
             raise InvalidInput("Alice Blue squares off at market or with a limit", field="type")
+        item = sqroff_item(position, listing, qty, self.device_id)
+        before = book_ids(await self.client.orders_book())
         try:
-            items = await self.client.orders_positions_sqroff([sqroff_item(position, listing, qty, self.device_id)])
+            items = await self.client.orders_positions_sqroff([item])
         except _LOST:
-            raise OrderOutcomeUnknown("the square-off answer was lost (sqroff carries no orderTag)",
-                                      client_order_id=client_order_id, connection=self.connection) from None
+            spec = SquareOffSpec(listing[0], listing[1], position.product or Product.LONGTERM, closing_side(position),
+                                 qty)
+            return await self._reconcile_square_off(account, before, spec, client_order_id)
         return await self._read_back(account, self._placed(items, "square-off"))
+
+    async def _reconcile_square_off(self, account: AccountKey, before: frozenset[str], spec: SquareOffSpec,
+                                    client_order_id: str) -> Order:
+        """The one order new in orders/book since ``before`` that matches ``spec``; else
+        ``OrderOutcomeUnknown`` (none, several, or the book cannot be read)."""
+        try:
+            found = square_off_candidates(await self.fetch_orders(account), before, spec)
+            why = "no new order matches it" if not found else f"{len(found)} new orders match it"
+        except GatewayError as exc:
+            found, why = [], f"orders/book could not be read ({exc.message})"
+        if len(found) != 1:
+            raise OrderOutcomeUnknown(f"the square-off answer was lost and {why} (sqroff carries no orderTag)",
+                                      client_order_id=client_order_id, connection=self.connection)
+        return self._rejected(found[0])
 
     async def convert_position(self, position: Position, to_product: Product, quantity: Decimal | None) -> Position:
         """POST conversion (``MIS`` ⇄ ``CNC`` ⇄ ``MTF`` of the day's quantity), then the position

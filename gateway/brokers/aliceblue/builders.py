@@ -4,7 +4,8 @@ Prices go out as strings exactly as given (``format(Decimal, "f")``): never roun
 off the tick size reaches the broker unchanged and its rejection (``ORA:Price … is not a multiple
 of tick size …``) comes back as ``InvalidOrder``. Quantities are integers (strings in square-off
 and conversion); a fractional quantity is refused here as ``InvalidInput`` since the wire cannot
-carry it. Zero and negative quantities are sent as they are: the broker answers EC904.
+carry it. Zero and negative quantities are sent as they are: the broker answers EC904 (through
+GraphQL the gateway's own validation refuses them first, as ``InvalidInput`` on ``quantity``).
 """
 
 from __future__ import annotations

@@ -13,11 +13,12 @@ holding already counts as ``t1Quantity``). The merge rule:
 * A holding is listed under its NSE instrumentId (BSE when it has none); a BSE day line of the same
   stock stays a line of its own.
 
-``extra`` exposes the settlement figures as ``Decimal``: ``dp_quantity``, ``t1_quantity``,
-``collateral_quantity``, ``authorized_quantity``, ``sellable_quantity``, ``holding_quantity``,
-``day_buy_quantity``, ``day_sell_quantity``, ``overnight_quantity``, ``net_quantity``,
-``tick_size``, ``lot_size`` (those the broker sent). The position key's ``instrument_id`` is
-``"NSE|22"`` (exchange and instrumentId, as Alice Blue's streaming keys spell it).
+``extra`` holds the settlement quantities as ``Decimal`` under the broker's own field names (what
+GraphQL shows as ``Position.settlement``), those the broker sent: from the holding ``dpQuantity``,
+``t1Quantity``, ``collateralQuantity``, ``authorizedQuantity``, ``sellableQty`` and
+``totalQuantity`` (the holding total of the rule above); from the day's line ``dayBuyQuantity``,
+``daySellQuantity``, ``overnightQuantity``, ``netQuantity``. The position key's ``instrument_id``
+is ``"NSE|22"`` (exchange and instrumentId, as Alice Blue's streaming keys spell it).
 """
 
 from __future__ import annotations
@@ -34,11 +35,8 @@ from .parsing import CURRENCY, PRODUCT, dec, enum, plain_symbol
 
 __all__ = ["merge_positions", "position_key_id", "wire_listing"]
 
-_HOLDING_EXTRA = {"dpQuantity": "dp_quantity", "t1Quantity": "t1_quantity", "collateralQuantity": "collateral_quantity",
-                  "authorizedQuantity": "authorized_quantity", "sellableQty": "sellable_quantity"}
-_DAY_EXTRA = {"dayBuyQuantity": "day_buy_quantity", "daySellQuantity": "day_sell_quantity",
-              "overnightQuantity": "overnight_quantity", "netQuantity": "net_quantity",
-              "ticksize": "tick_size", "lotsize": "lot_size"}
+_HOLDING_EXTRA = ("dpQuantity", "t1Quantity", "collateralQuantity", "authorizedQuantity", "sellableQty")
+_DAY_EXTRA = ("dayBuyQuantity", "daySellQuantity", "overnightQuantity", "netQuantity")
 
 Line = tuple[str, str, Product]
 
@@ -84,16 +82,16 @@ def _position(exchange: str, token: str, product: Product, holding: dict[str, An
               isin_for: Callable[[str, str], str | None]) -> Position:
     extra: dict[str, Decimal] = {}
     for source, names in ((holding, _HOLDING_EXTRA), (day, _DAY_EXTRA)):
-        for wire, name in names.items():
+        for wire in names:
             if source is not None and source.get(wire) not in (None, ""):
-                extra[name] = dec(source[wire], wire)
+                extra[wire] = dec(source[wire], wire)
     net = dec(day.get("netQuantity"), "netQuantity", Decimal(0)) if day else Decimal(0)
     overnight = dec(day.get("overnightQuantity"), "overnightQuantity", Decimal(0)) if day else Decimal(0)
     avg: Decimal | None = None
     market: Decimal | None = None
     if holding is not None and product in (Product.LONGTERM, Product.MTF):
         held = holding_total(holding)
-        extra["holding_quantity"] = held
+        extra["totalQuantity"] = held
         quantity = held + net - overnight
         avg = dec(holding.get("averageTradedPrice"), "averageTradedPrice", Decimal(0))
         day_buy = dec(day.get("dayBuyQuantity"), "dayBuyQuantity", Decimal(0)) if day else Decimal(0)

@@ -6,10 +6,13 @@ request, so :class:`.session.SessionState` serialises what must not interleave (
 :mod:`.pacing` keeps the gateway under IBKR's documented pacing.
 
 Connection options: ``global_rate``, ``slow_interval``, ``tickle_interval_min`` (pacing, see
-:mod:`.pacing`); ``tickle_interval`` seconds between keep-alive tickles (60); ``lease_seconds``
-how long a pending reply question holds the session (30); ``orders_repoll_delay`` seconds before
-re-reading an empty orders snapshot that may be cold (1.0); ``verify_tls`` (the CP gateway's certificate is
-self-signed).
+:mod:`.pacing`); ``tickle_interval`` seconds between keep-alive tickles (60); ``confirmation_ttl``
+seconds a reply question may be confirmed (120); ``orders_repoll_delay`` seconds before re-reading
+an empty orders snapshot that may be cold (1.0); ``reference_ttl`` seconds the account list
+(``portfolio/accounts`` / ``subaccounts``, paced 1 per 5 s) and the allocation groups are kept (300);
+``verify_tls`` (the CP gateway's certificate is self-signed); ``ws_url`` (default: the base URL's
+``ws``), ``ws_retry`` seconds between socket attempts (5) and ``ws_silence`` seconds without a frame
+before the socket counts as dead (35), see :mod:`.stream`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,20 +32,23 @@ from ...domain.errors import (
     OrderNotFound,
 )
 from ...domain.keys import AccountKey, OrderKey
-from ...domain.models import Account, AllocationGroup, Order, Position
+from ...domain.models import Account, AllocationGroup, Money, Order, Position
 from ...domain.requests import OrderFilter, OrderRequest, PositionFilter
 from ..base import BaseAdapter, Capabilities
 from ..http import HttpResponse
+from .cache import Shared
 from .client import IbkrClient
 from .instruments import InstrumentResolver
 from .pacing import Pacing
 from .parsing import (
+    dec,
     parse_account,
     parse_allocation_group,
     parse_live_order,
     parse_position,
 )
 from .session import SessionState
+from .stream import watch_orders, ws_url
 from .writes import OrderWrites
 
 __all__ = ["IbkrAdapter"]
@@ -68,11 +74,19 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
                         slow_interval=float(opts.get("slow_interval", 5.5)),
                         tickle_interval=float(opts.get("tickle_interval_min", 1.1)))
         self.client = IbkrClient(config, pacing, self._observe)
-        self.session = SessionState(lease_seconds=float(opts.get("lease_seconds", 30.0)))
+        self.session = SessionState(confirmation_ttl=float(opts.get("confirmation_ttl", 120.0)))
+        ttl = float(opts.get("reference_ttl", 300.0))
+        self._portfolio: Shared[list[tuple[AccountKind, dict[str, Any]]]] = Shared(self._load_portfolio, ttl)
+        self._groups: Shared[list[AllocationGroup]] = Shared(self._load_groups, ttl)
+        self._accounts: Shared[list[Account]] = Shared(self._load_accounts, 0)
         self.instruments = InstrumentResolver(self.client)
         self.tickle_interval = float(opts.get("tickle_interval", 60.0))
         self.repoll_delay = float(opts.get("orders_repoll_delay", 1.0))
         self._tickler: asyncio.Task[None] | None = None
+        self.ws_url = str(opts.get("ws_url") or ws_url(config.base_url))
+        self.ws_retry = float(opts.get("ws_retry", 5.0))
+        self.ws_silence = float(opts.get("ws_silence", 35.0))
+        self.ws_session: str | None = None  # the ``session`` of the last tickle: the socket's ``api`` cookie
 
     # -- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -99,6 +113,8 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
     async def _tickle_once(self) -> None:
         try:
             body = await self.client.tickle()
+            if isinstance(body, dict) and body.get("session"):
+                self.ws_session = str(body["session"])
             auth = ((body or {}).get("iserver") or {}).get("authStatus") or {}
             self._authenticated(bool(auth.get("authenticated")))
         except AuthenticationError:
@@ -109,7 +125,9 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
                 self.status = ConnectionStatus.DOWN
 
     def _observe(self, response: HttpResponse, error: GatewayError | None) -> None:
-        """Every answer: a 401 means logged out; any success outside the session endpoints means in."""
+        """Every answer: a 401 means logged out; any success outside the session endpoints means in.
+        Each answer also moves ``session.seq`` (a pending reply question may be void now)."""
+        self.session.seq += 1
         if isinstance(error, AuthenticationError):
             self._authenticated(False)
         elif response.status < 400 and not response.url.split("?", 1)[0].endswith(_SESSION_PATHS):
@@ -197,24 +215,60 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
     # -- reads ----------------------------------------------------------------------------
     async def fetch_accounts(self) -> list[Account]:
         """The master (ADVISOR_MASTER) and sub-accounts (ADVISOR_CLIENT) of an FA session, else the
-        accounts as INDIVIDUAL. Calls ``iserver/accounts``, ``portfolio/accounts`` and, for an FA,
-        ``portfolio/subaccounts``."""
+        accounts as INDIVIDUAL; concurrent callers share one load.
+
+        Every load calls ``iserver/accounts`` (the session check: ``AuthenticationError`` while
+        logged out) and, for an FA, ``iserver/account/allocation/accounts`` (one call for every
+        sub-account's ``AvailableEquity``, which becomes ``cash``; the master's cash is unknown).
+        ``portfolio/accounts`` / ``portfolio/subaccounts`` (names, currencies) and the allocation
+        groups (``allocation_group_names``) are kept ``reference_ttl`` seconds."""
+        return list(await self._accounts.get())
+
+    async def _load_accounts(self) -> list[Account]:
         body = await self.client.accounts()
         self._learn(body)
         fa = bool((body.get("allowFeatures") or {}).get("allowFA"))
-        main = await self.client.portfolio_accounts()
-        subs = await self.client.portfolio_subaccounts() if fa else []
+        listed = {str(a) for a in body.get("accounts") or []}
+        equity: dict[str, Any] = {}
+        if fa:
+            allocatable = await self.client.allocatable_accounts()
+            for item in (allocatable or {}).get("accounts") or []:
+                values = {d.get("key"): d.get("value") for d in item.get("data") or [] if isinstance(d, dict)}
+                equity[str(item.get("name"))] = values.get("AvailableEquity")
+        portfolio = await self._portfolio.get()
+        groups = await self._groups.get() if fa else []
         out: dict[str, Account] = {}
-        for item in main or []:
-            acc = parse_account(self.connection, item, AccountKind.ADVISOR_MASTER if fa else AccountKind.INDIVIDUAL)
+        for kind, item in portfolio:
+            if not fa:
+                kind = AccountKind.INDIVIDUAL
+            acc = parse_account(self.connection, item, kind)
+            if listed and acc.account_number not in listed or acc.account_number in out:
+                continue
+            names = tuple(g.key.name for g in groups if any(m.account == acc.key for m in g.members))
+            cash = dec(equity.get(acc.account_number))
+            acc.allocation_group_names = names
+            acc.cash = Money(cash, acc.base_currency) if cash is not None and acc.base_currency else None
             out[acc.account_number] = acc
-        for item in subs or []:
-            acc = parse_account(self.connection, item, AccountKind.ADVISOR_CLIENT)
-            out.setdefault(acc.account_number, acc)
         return list(out.values())
 
+    async def _load_portfolio(self) -> list[tuple[AccountKind, dict[str, Any]]]:
+        """``portfolio/accounts`` then, for an advisor, ``portfolio/subaccounts`` (both 1 per 5 s)."""
+        main = await self.client.portfolio_accounts() or []
+        out = [(AccountKind.ADVISOR_MASTER, i) for i in main if isinstance(i, dict)]
+        if self.session.master is not None:
+            subs = await self.client.portfolio_subaccounts() or []
+            out.extend((AccountKind.ADVISOR_CLIENT, i) for i in subs if isinstance(i, dict))
+        return out
+
     async def fetch_allocation_groups(self) -> list[AllocationGroup]:
-        """``iserver/account/allocation/group`` and one ``…/group/single`` per group."""
+        """``iserver/account/allocation/group`` and one ``…/group/single`` per group, kept
+        ``reference_ttl`` seconds (groups are configuration); ``master_account`` is the FA master.
+        Raises ``AuthenticationError`` while the session is known to be logged out."""
+        if self.status is ConnectionStatus.UNAUTHENTICATED:
+            await self._ensure_authenticated()
+        return list(await self._groups.get())
+
+    async def _load_groups(self) -> list[AllocationGroup]:
         listing = await self.client.allocation_groups()
         names = [str(g["name"]) for g in (listing or {}).get("data") or [] if isinstance(g, dict) and "name" in g]
         if self.session.master is None:
@@ -276,3 +330,9 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
             if order.client_order_id == client_order_id:
                 return order
         return None
+
+    # -- streams --------------------------------------------------------------------------
+    def watch_orders(self, account: AccountKey) -> AsyncIterator[Order]:
+        """Orders of ``account`` as they change, over the CP WebSocket (``sor``), with REST
+        ``fetch_orders`` reads while the socket is down; never ends by itself (see :mod:`.stream`)."""
+        return watch_orders(self, account)

@@ -88,6 +88,11 @@ class IbkrClient:
         """POST iserver/account/allocation/group/single ``{"name"}`` → ``{"name", "accounts", "default_method"}``"""
         return (await self.http.read("POST", "iserver/account/allocation/group/single", json_body={"name": name})).body
 
+    async def allocatable_accounts(self) -> Any:
+        """GET iserver/account/allocation/accounts → ``{"accounts": [{"name", "data": [{"key":
+        "NetLiquidation" | "AvailableEquity", "value": "2134.76"}]}]}`` (every sub-account at once)"""
+        return (await self.http.read("GET", "iserver/account/allocation/accounts")).body
+
     async def secdef_search(self, symbol: str, *, name: bool = False) -> Any:
         """GET iserver/secdef/search ``?symbol=&name=&secType=STK`` → list of contracts"""
         params = {"symbol": symbol, "secType": "STK"}

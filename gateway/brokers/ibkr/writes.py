@@ -1,20 +1,20 @@
 """IBKR order writes: place (with reply questions), confirm, modify, cancel, square off.
 
-A mixin of :class:`.adapter.IbkrAdapter`. Placement holds the connection's session lock from the
-first request to the last reply; a question keeps it as a lease (:mod:`.session`) until
-``confirm_order`` answers it. A write whose answer is lost is reconciled by its ``cOID``, never
-sent again.
+A mixin of :class:`.adapter.IbkrAdapter`. An order request and its automatic replies run under the
+connection's session lock; a question for the user releases it and becomes a pending confirmation
+(:mod:`.session` says how it is answered later). A write whose answer is lost is reconciled by its
+``cOID``, never sent again blindly.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ...domain.enums import OrderSide, OrderType
 from ...domain.errors import (
+    BrokerError,
     BrokerNotAvailable,
     InvalidInput,
     InvalidOrder,
@@ -29,29 +29,27 @@ from ...domain.requests import InstrumentRef, OrderRequest, OrderUpdate
 from ..base import Confirmation, PlaceOutcome
 from .orders import Accepted, build_modify, build_order, read_answer
 from .parsing import parse_order_status
+from .session import OrderSpec
 
 if TYPE_CHECKING:
     from .adapter import IbkrAdapter
 
 __all__ = ["OrderWrites"]
 
-
-@dataclass(slots=True)
-class _Pending:
-    """What an outstanding reply question belongs to."""
-
-    account: str  # the account the order is keyed under (the master for a group order)
-    target: str  # the path account: an account or an allocation group name
-    client_order_id: str | None
-    order_id: str | None = None  # set for a modification
+#: how often a request is sent again when IBKR voided its reply chain under us
+_RESUBMITS = 2
 
 
 class OrderWrites:
     """The write verbs of the IBKR adapter."""
 
     async def create_order(self: IbkrAdapter, request: OrderRequest) -> PlaceOutcome:
-        """POST iserver/account/{account or group}/orders with ``cOID``; a question comes back as a
-        :class:`Confirmation` that holds the session until answered (``lease_seconds``)."""
+        """POST iserver/account/{account or group}/orders with ``cOID``. A question comes back as a
+        :class:`Confirmation` (ids such as ``o163``, ``p6``); the session is free meanwhile.
+
+        Raises ``AuthenticationError`` while logged out, ``InvalidOrder`` / ``PermissionDenied`` /
+        ``InsufficientFunds`` for IBKR's rejects, ``OrderOutcomeUnknown`` when the answer was lost
+        and the ``cOID`` is not found."""
         await self._ensure_authenticated()
         if (request.account is None) == (request.allocation_group is None):
             raise InvalidInput("give exactly one of account / allocation group", field="accountId")
@@ -63,17 +61,9 @@ class OrderWrites:
             assert request.account is not None
             target = account = request.account.account_number
         body = build_order(request, instrument.broker_instrument_id or "", target)
-        pending = _Pending(account, target, request.client_order_id)
-        await self.session.lock.acquire()
-        try:
-            await self._preflight()
-            answer = await self.client.place_orders(target, [body])
-        except (RequestTimeout, BrokerNotAvailable):
-            return await self._reconcile(pending)  # releases the lock
-        except BaseException:
-            self.session.lock.release()
-            raise
-        return await self._settle(answer, pending)
+        spec = OrderSpec(account, target, request.client_order_id, body)
+        async with self.session.lock:
+            return await self._submit(spec, frozenset())
 
     async def _master(self: IbkrAdapter) -> str:
         body = await self.client.accounts()
@@ -84,65 +74,101 @@ class OrderWrites:
 
     async def confirm_order(self: IbkrAdapter, key: ConfirmationKey, accept: bool,
                             pin: str | None = None) -> PlaceOutcome | None:
-        """POST iserver/reply/{id} for the question ``key`` stands for: ``accept=False`` discards
-        the order (``None``); accepting may yield another :class:`Confirmation`."""
-        lease = self.session.take(key.token)
-        if lease is None:
+        """Answer the question ``key`` stands for (``POST iserver/reply/{id}``, or the request sent
+        again with the accepted questions answered, see :mod:`.session`). ``accept=False`` discards
+        the order (``None``); accepting may yield another :class:`Confirmation`.
+
+        Raises ``OrderNotFound`` for an unknown, answered or expired confirmation."""
+        pending = self.session.take(key.token)
+        if pending is None:
             raise OrderNotFound("the confirmation is unknown or has expired; place the order again",
                                 connection=self.connection)
-        pending: _Pending = lease.context
         if not accept:
-            try:
-                await self.client.reply(lease.reply_id, False)
-            except InvalidOrder:
-                pass  # {"error": "Order not confirmed "} is the expected answer to a refusal
-            finally:
-                self.session.lock.release()
+            async with self.session.lock:
+                if self.session.seq == pending.seq:  # still alive at IBKR: say no explicitly
+                    with contextlib.suppress(InvalidOrder, OrderNotFound, OperationFailed):
+                        await self.client.reply(pending.reply_id, False)  # {"error": "Order not confirmed "}
             return None
-        try:
-            answer = await self.client.reply(lease.reply_id, True)
-        except (RequestTimeout, BrokerNotAvailable):
-            return await self._reconcile(pending)
-        except BaseException:
-            self.session.lock.release()
-            raise
-        return await self._settle(answer, pending)
+        await self._ensure_authenticated()
+        accepted = pending.accepted | pending.asked
+        async with self.session.lock:
+            if self.session.seq == pending.seq:
+                try:
+                    answer = await self.client.reply(pending.reply_id, True)
+                except OrderNotFound:
+                    pass  # voided after all: send the request again below
+                except (RequestTimeout, BrokerNotAvailable):
+                    return await self._reconcile(pending.spec)
+                else:
+                    return await self._settle(answer, pending.spec, accepted)
+            await self._preflight()
+            return await self._submit(pending.spec, accepted)
 
-    async def _settle(self: IbkrAdapter, answer: Any, pending: _Pending) -> PlaceOutcome:
-        """With the lock held: a question keeps it (a lease); an acceptance reads the order and
-        releases it."""
-        try:
+    async def _send(self: IbkrAdapter, spec: OrderSpec) -> Any:
+        if spec.order_id is not None:
+            return await self.client.modify_order(spec.target, spec.order_id, spec.body)
+        return await self.client.place_orders(spec.target, [spec.body])
+
+    async def _submit(self: IbkrAdapter, spec: OrderSpec, accepted: frozenset[str]) -> PlaceOutcome:
+        """Send ``spec`` and settle the answer (lock held)."""
+        await self._preflight()
+        for attempt in range(_RESUBMITS + 1):
+            try:
+                answer = await self._send(spec)
+            except (RequestTimeout, BrokerNotAvailable):
+                if spec.order_id is not None:
+                    raise
+                return await self._reconcile(spec)
+            try:
+                return await self._settle(answer, spec, accepted)
+            except OrderNotFound as exc:
+                # "reply id not found": a request of another task reached the session between our
+                # request and our reply; nothing was created, so the request may go again
+                if "reply id" not in str(exc.broker_message or exc.message) or attempt == _RESUBMITS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _settle(self: IbkrAdapter, answer: Any, spec: OrderSpec, accepted: frozenset[str]) -> PlaceOutcome:
+        """With the lock held: reply ``yes`` to questions the user accepted already; an acceptance
+        reads the order back; any other question becomes a :class:`Confirmation`."""
+        while True:
             outcome = read_answer(answer)
-            if not isinstance(outcome, Accepted):
-                lease = self.session.grant(outcome.reply_id, pending)
-                return Confirmation(ConfirmationKey(self.connection, lease.token), outcome.messages,
-                                    outcome.message_ids)
-            order = await self._order_status(pending.account, outcome.order_id)
-            if pending.client_order_id:
-                order.client_order_id = pending.client_order_id
-            self.session.lock.release()
-            return order
-        except BaseException:
-            self.session.lock.release()
-            raise
+            if isinstance(outcome, Accepted):
+                try:
+                    order = await self._order_status(spec.account, outcome.order_id)
+                except (BrokerError, OperationFailed):
+                    # the order exists: a status read that fails (a session replaced behind our back
+                    # forgets the pre-flight) must not read as a reject; re-validate and read again
+                    self.session.forget()
+                    await self._preflight()
+                    order = await self._order_status(spec.account, outcome.order_id)
+                if spec.client_order_id:
+                    order.client_order_id = spec.client_order_id
+                return order
+            if outcome.message_ids and set(outcome.message_ids) <= accepted:
+                try:
+                    answer = await self.client.reply(outcome.reply_id, True)
+                except (RequestTimeout, BrokerNotAvailable):
+                    return await self._reconcile(spec)
+                continue
+            pending = self.session.ask(spec, outcome.reply_id, outcome.message_ids, accepted)
+            return Confirmation(ConfirmationKey(self.connection, pending.token), outcome.messages,
+                                outcome.message_ids)
 
     async def _order_status(self: IbkrAdapter, account: str, order_id: str) -> Order:
         await self._select(account)
         body = await self.client.order_status(order_id)
         return parse_order_status(self.connection, account, body, self.session.groups)
 
-    async def _reconcile(self: IbkrAdapter, pending: _Pending) -> Order:
-        """An order write whose answer was lost: look the order up by ``cOID`` (lock held; released)."""
-        try:
-            if pending.client_order_id:
-                with contextlib.suppress(OperationFailed):
-                    found = await self._find_by_coid(pending.account, pending.client_order_id)
-                    if found is not None:
-                        return found
-            raise OrderOutcomeUnknown("IBKR did not answer the order request", connection=self.connection,
-                                      client_order_id=pending.client_order_id or "")
-        finally:
-            self.session.lock.release()
+    async def _reconcile(self: IbkrAdapter, spec: OrderSpec) -> Order:
+        """An order write whose answer was lost: look the order up by ``cOID`` (lock held)."""
+        if spec.order_id is None and spec.client_order_id:
+            with contextlib.suppress(OperationFailed):
+                found = await self._find_by_coid(spec.account, spec.client_order_id)
+                if found is not None:
+                    return found
+        raise OrderOutcomeUnknown("IBKR did not answer the order request", connection=self.connection,
+                                  client_order_id=spec.client_order_id or "")
 
     async def cancel_order(self: IbkrAdapter, key: OrderKey) -> Order:
         """DELETE iserver/account/{acct}/order/{id}, then the order's status (PendingCancel → Cancelled)."""
@@ -154,21 +180,18 @@ class OrderWrites:
 
     async def modify_order(self: IbkrAdapter, key: OrderKey, update: OrderUpdate) -> PlaceOutcome:
         """POST iserver/account/{acct}/order/{id} with the whole order object, changed; questions
-        come back as a :class:`Confirmation` like placement."""
+        come back as a :class:`Confirmation` like placement. Raises ``InvalidOrder`` for a
+        terminal order, ``OrderNotFound`` for an unknown one."""
         await self._ensure_authenticated()
-        await self.session.lock.acquire()
-        try:
+        async with self.session.lock:
+            await self._preflight()
             current = await self._order_status(key.account_number, key.broker_order_id)
             if current.status.is_terminal:
                 raise InvalidOrder(f"IBKR order {key.broker_order_id} is {current.broker_status}",
                                    connection=self.connection)
-            answer = await self.client.modify_order(key.account_number, key.broker_order_id,
-                                                    build_modify(current, update))
-        except BaseException:
-            self.session.lock.release()
-            raise
-        return await self._settle(answer, _Pending(key.account_number, key.account_number,
-                                                   current.client_order_id, key.broker_order_id))
+            spec = OrderSpec(key.account_number, key.account_number, current.client_order_id,
+                             build_modify(current, update), key.broker_order_id)
+            return await self._submit(spec, frozenset())
 
     async def square_off_position(self: IbkrAdapter, position: Position, quantity: Decimal, order_type: OrderType,
                                   limit_price: Decimal | None, client_order_id: str) -> PlaceOutcome:

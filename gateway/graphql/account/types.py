@@ -8,6 +8,7 @@ import strawberry
 
 from ...brokers.base import WindowQuery
 from ...domain import models
+from ...domain.enums import Broker
 from ...domain.errors import GatewayError
 from ...domain.keys import AccountKey
 from ..common import Money, Node, money, window
@@ -30,18 +31,49 @@ __all__ = ["Account"]
 class Account(Node):
     broker: BrokerEnum = strawberry.field(description="The account's broker.")
     account_number: str = strawberry.field(description="The broker's own account id.")
-    display_name: str | None = strawberry.field(description="A human-readable name (owner or alias).")
-    base_currency: str | None = strawberry.field(description="Base currency (ISO 4217).")
-    kind: AccountKindEnum = strawberry.field(description="Individual, advisor master or advisor client.")
-    cash: Money | None = strawberry.field(description="Cash available to invest, where the broker reports it.")
     _key: strawberry.Private[AccountKey]
-    _groups: strawberry.Private[tuple[str, ...]]
+    _loaded: strawberry.Private[models.Account | None]
 
     @classmethod
     def from_domain(cls, a: models.Account) -> Account:
         return cls(id=strawberry.ID(encode(a.key)), broker=BrokerEnum(a.broker.value), account_number=a.account_number,
-                   display_name=a.display_name, base_currency=a.base_currency, kind=AccountKindEnum(a.kind.value),
-                   cash=money(a.cash), _key=a.key, _groups=a.allocation_group_names)
+                   _key=a.key, _loaded=a)
+
+    @classmethod
+    def from_key(cls, key: AccountKey, broker: Broker) -> Account:
+        """An account known by its key only: id, accountNumber and broker cost nothing; the other
+        fields read the connection's accounts (once per request) when asked for."""
+        return cls(id=strawberry.ID(encode(key)), broker=BrokerEnum(broker.value), account_number=key.account_number,
+                   _key=key, _loaded=None)
+
+    async def _account(self, info: Info) -> models.Account | None:
+        if self._loaded is None:
+            try:
+                self._loaded = await info.context.loaders.account(self._key)
+            except GatewayError as exc:
+                info.context.report(exc.with_connection(self._key.connection), info)
+                return None
+        return self._loaded
+
+    @strawberry.field(description="A human-readable name (owner or alias).")
+    async def display_name(self, info: Info) -> str | None:
+        account = await self._account(info)
+        return account.display_name if account else None
+
+    @strawberry.field(description="Base currency (ISO 4217).")
+    async def base_currency(self, info: Info) -> str | None:
+        account = await self._account(info)
+        return account.base_currency if account else None
+
+    @strawberry.field(description="Individual, advisor master or advisor client.")
+    async def kind(self, info: Info) -> AccountKindEnum:
+        account = await self._account(info)
+        return AccountKindEnum(account.kind.value if account else "other")
+
+    @strawberry.field(description="Cash available to invest, where the broker reports it.")
+    async def cash(self, info: Info) -> Money | None:
+        account = await self._account(info)
+        return money(account.cash) if account else None
 
     @strawberry.field(description="The connection the account belongs to.")
     def connection(self, info: Info) -> Annotated[BrokerConnection, strawberry.lazy("..connection.types")]:
@@ -60,8 +92,9 @@ class Account(Node):
         except GatewayError as exc:
             info.context.report(exc.with_connection(self._key.connection), info)
             return []
+        names = (await self._account(info) or models.Account(key=self._key, broker=Broker.LEMON)).allocation_group_names
         return [AllocationGroup.from_domain(g) for g in groups
-                if any(m.account == self._key for m in g.members) or g.key.name in self._groups]
+                if any(m.account == self._key for m in g.members) or g.key.name in names]
 
     @strawberry.field(description="Positions of the account (a Relay connection; `first` at most 100).")
     async def positions(self, info: Info, first: int | None = None, after: str | None = None,

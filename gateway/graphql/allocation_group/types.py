@@ -32,14 +32,11 @@ class AllocationMember:
     _account: strawberry.Private[AccountKey]
 
     @strawberry.field(description="The member account.")
-    async def account(self, info: Info) -> Annotated[Account, strawberry.lazy("..account.types")]:
+    def account(self, info: Info) -> Annotated[Account, strawberry.lazy("..account.types")]:
         from ..account.types import Account
 
-        found = await info.context.loaders.account(self._account)
-        if found is None:
-            broker = info.context.registry.get(self._account.connection).broker
-            return Account.from_domain(models.Account(key=self._account, broker=broker))
-        return Account.from_domain(found)
+        broker = info.context.registry.get(self._account.connection).broker
+        return Account.from_key(self._account, broker)
 
 
 @strawberry.type(description="An allocation group (IBKR Financial Advisor): orders for it are split over members.")

@@ -65,10 +65,7 @@ class Order(Node):
         if not self._domain.account_known:
             return None
         key = self._domain.account_key
-        found = await info.context.loaders.account(key)
-        if found is None:
-            return Account.from_domain(models.Account(key=key, broker=info.context.registry.get(key.connection).broker))
-        return Account.from_domain(found)
+        return Account.from_key(key, info.context.registry.get(key.connection).broker)
 
     @strawberry.field(description="The allocation group the order was placed for, if any.")
     async def allocation_group(self, info: Info

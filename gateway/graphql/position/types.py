@@ -54,10 +54,7 @@ class Position(Node):
         from ..account.types import Account
 
         key = self._domain.account_key
-        found = await info.context.loaders.account(key)
-        if found is None:
-            return Account.from_domain(models.Account(key=key, broker=info.context.registry.get(key.connection).broker))
-        return Account.from_domain(found)
+        return Account.from_key(key, info.context.registry.get(key.connection).broker)
 
 
 @strawberry.type(description="One settlement quantity of a position.")

@@ -1,7 +1,7 @@
 """The IBKR sandbox: a stand-in for the Client Portal gateway (``https://localhost:5000/v1/api/``)
 with a Financial Advisor session (ibkr.md).
 
-Wire API under ``/v1/api/``; control plane under ``/__sandbox__/`` plus, for this venue:
+Wire API under ``/v1/api/`` (the WebSocket ``/v1/api/ws`` included); control plane under ``/__sandbox__/`` plus, for this venue:
 
 * ``POST /__sandbox__/ibkr/session`` ``{"authenticated": false}`` logs the brokerage session out
   (every wire call but auth status / tickle then answers 401); ``{"authenticated": true}`` logs in
@@ -10,21 +10,26 @@ Wire API under ``/v1/api/``; control plane under ``/__sandbox__/`` plus, for thi
 * ``POST /__sandbox__/ibkr/pacing`` ``{"enabled": false}`` or any :class:`.pacing.Pacing` field;
   ``{"reset": true}`` empties the windows and the penalty box. The default is the documented pacing.
 
-Plain HTTP by default; ``create_venue(config, tls=True)`` (or the environment variable
-``GATEWAY_SANDBOX_IBKR_TLS=1``) serves HTTPS with a fresh self-signed certificate, and the venue's
-options then say ``verify_tls = false``.
+Keyword arguments of :func:`create_venue` (``SandboxRunner(venue_options={"ibkr": {...}})``):
+
+* ``tls=True`` serves HTTPS with a fresh self-signed certificate; the venue's options then say
+  ``verify_tls = false``.
+* ``pacing`` a :class:`.pacing.Pacing` or a dict of its fields (``{"slow_window": 0.2}``); the
+  default is the documented pacing. A non-default pacing also puts the matching adapter options
+  (``slow_interval``, ``global_rate``) into the venue's options, so that a connection built from
+  them stays under what this venue enforces.
+* ``ws_heartbeat`` seconds between the WebSocket's ``hb`` frames (10, as IBKR); see :mod:`.ws`.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..control import ControlPlane
@@ -33,9 +38,10 @@ from ..venue import Venue
 from .accounts import AccountApi
 from .orders import OrderApi
 from .pacing import Pacing
-from .seed import instruments, seed
+from .seed import instruments, seed, seed_orders
 from .state import BASE_PATH, VenueState, ib_error, ib_json, read_json
 from .tls import self_signed
+from .ws import OrderStream
 
 __all__ = ["create_venue"]
 
@@ -90,10 +96,11 @@ def _control_routes(state: VenueState) -> list[Route]:
             Route("/__sandbox__/ibkr/pacing", pacing, methods=["GET", "POST"])]
 
 
-def _wire_routes(state: VenueState) -> list[Route]:
+def _wire_routes(state: VenueState, heartbeat: float) -> list[BaseRoute]:
     a, o = AccountApi(state), OrderApi(state)
     p = BASE_PATH
     return [
+        WebSocketRoute(f"{p}ws", OrderStream(state, heartbeat).endpoint),
         Route(f"{p}iserver/auth/status", a.auth_status, methods=["GET", "POST"]),
         Route(f"{p}iserver/auth/ssodh/init", a.ssodh_init, methods=["POST"]),
         Route(f"{p}tickle", a.tickle, methods=["GET", "POST"]),
@@ -119,29 +126,43 @@ def _wire_routes(state: VenueState) -> list[Route]:
     ]
 
 
-def create_venue(config: EngineConfig | None = None, *, tls: bool | None = None,
-                 pacing: Pacing | None = None) -> Venue:
+def _pacing(value: Pacing | dict[str, Any] | None) -> Pacing | None:
+    if value is None or isinstance(value, Pacing):
+        return value
+    return replace(Pacing(), **value)
+
+
+def _client_options(pacing: Pacing) -> dict[str, Any]:
+    """Adapter options that keep a connection under ``pacing`` (10 % margin, like the defaults)."""
+    if not pacing.enabled:
+        return {"global_rate": 0, "slow_interval": 0, "tickle_interval_min": 0}
+    return {"global_rate": round(0.8 * pacing.global_limit / pacing.global_window, 3),
+            "slow_interval": round(pacing.slow_window * 1.1, 3)}
+
+
+def create_venue(config: EngineConfig | None = None, *, tls: bool = False,
+                 pacing: Pacing | dict[str, Any] | None = None, ws_heartbeat: float = 10.0) -> Venue:
     """The IBKR venue (see the module docstring); ``pacing`` defaults to the documented limits."""
     engine = Engine(instruments(), config)
     seed(engine)
     state = VenueState(engine)
-    if pacing is not None:
-        state.pacer.pacing = pacing
+    seed_orders(engine, state.next_order_id, state.coids)
+    options: dict[str, Any] = {}
+    custom = _pacing(pacing)
+    if custom is not None:
+        state.pacer.pacing = custom
+        options.update(_client_options(custom))
 
     def error_response(status: int) -> Response:
         return ib_error({429: "Too many requests", 401: "not authenticated"}.get(status, "Service Unavailable"),
                         status, with_code=status != 429)
 
     control = ControlPlane(engine, error_response)
-    app = Starlette(routes=[*control.routes(), *_control_routes(state), *_wire_routes(state)])
+    app = Starlette(routes=[*control.routes(), *_control_routes(state), *_wire_routes(state, ws_heartbeat)])
     wrapped = control.middleware(_gate(state, app))
-    if tls is None:
-        tls = os.environ.get("GATEWAY_SANDBOX_IBKR_TLS", "") in ("1", "true", "yes")
-    options: dict[str, Any] = {}
     certfile = keyfile = None
     if tls:
         certfile, keyfile = self_signed()
         options["verify_tls"] = False
-    venue = Venue(name="ibkr", app=wrapped, engine=engine, control=control, base_path=BASE_PATH,
-                  credentials={}, options=options, ssl_certfile=certfile, ssl_keyfile=keyfile)
-    return venue
+    return Venue(name="ibkr", app=wrapped, engine=engine, control=control, base_path=BASE_PATH,
+                 credentials={}, options=options, ssl_certfile=certfile, ssl_keyfile=keyfile)

@@ -1,5 +1,6 @@
-"""The IBKR sandbox's Financial Advisor book: one master account, twelve paper sub-accounts (DU…),
-allocation groups covering every method code, and seeded positions.
+"""The IBKR sandbox's Financial Advisor book: one master account, twenty paper sub-accounts (DU…),
+allocation groups covering every method code, seeded positions and working orders (limit orders
+far from the market in most sub-accounts, and one allocation-group order under the master).
 
 Instruments are the catalogue's US listings (real conids, ``ids["conid"]``) plus, for the one
 sub-account that holds 250 positions, the **synthetic** instruments of :mod:`.synthetic`.
@@ -15,15 +16,18 @@ from ..engine import Engine, SimAccount, SimOrder
 from ..instruments import CATALOGUE, SimInstrument
 from .synthetic import SYNTHETIC
 
-__all__ = ["BIG_ACCOUNT", "GROUPS", "MASTER", "SUB_ACCOUNTS", "SimGroup", "instruments", "seed"]
+__all__ = ["BIG_ACCOUNT", "GROUPS", "MASTER", "SUB_ACCOUNTS", "SimGroup", "instruments", "seed",
+           "seed_orders"]
 
 MASTER = "DF4510328"
-SUB_ACCOUNTS: tuple[str, ...] = tuple(f"DU45103{n:02d}" for n in range(30, 42))
-BIG_ACCOUNT = SUB_ACCOUNTS[-1]  #: the sub-account seeded with 250 positions
+SUB_ACCOUNTS: tuple[str, ...] = tuple(f"DU45103{n:02d}" for n in range(30, 50))
+BIG_ACCOUNT = "DU4510341"  #: the sub-account seeded with 250 positions
 
 _NAMES = (
     "Alice Meyer", "Bruno Costa", "Chen Wei", "Dana Kowalski", "Emeka Obi", "Fatima Zahra",
     "Gustav Lind", "Hana Sato", "Ivan Petrov", "Julia Romano", "Kofi Mensah", "Lena Fischer Family Trust",
+    "Mateo Alvarez", "Nadia Haddad", "Oskar Nilsson", "Priya Raman", "Quentin Dubois", "Rosa Lindqvist",
+    "Sven Bauer IRA", "Tomoko Ishii",
 )
 
 
@@ -110,3 +114,32 @@ def seed(engine: Engine) -> None:
         engine.seed_position(BIG_ACCOUNT, ins.key, Decimal(1 + k % 40), cost)
     for group in GROUPS:
         engine.allocations[group.name] = allocator(engine, group)
+
+
+def seed_orders(engine: Engine, next_id: Callable[[], str], coids: set[str]) -> list[SimOrder]:
+    """Working orders of the book, so that a fresh venue shows open orders: a GTC buy limit 12 %
+    under the market in two sub-accounts of every three (``order_ref`` ``rebal-<account>``), a
+    second one (a sell limit 12 % over the market, no ``order_ref``) in every fourth, and one
+    allocation-group order (``Growth_Equal``) read under the master."""
+    us = [i for i in CATALOGUE if "conid" in i.ids and i.ids["conid"] != "8314"]
+    specs: list[tuple[str, SimInstrument, str, Decimal, str | None]] = []
+    for n, acct in enumerate(SUB_ACCOUNTS):
+        if n % 3 != 2:
+            specs.append((acct, us[n % len(us)], "buy", Decimal("0.88"), f"rebal-{acct}"))
+        if n % 4 == 1:
+            held = [p.instrument for p in engine.accounts[acct].positions.values() if p.quantity > 1]
+            if held:
+                specs.append((acct, held[0], "sell", Decimal("1.12"), None))
+    specs.append(("Growth_Equal", us[0], "buy", Decimal("0.90"), "rebal-Growth_Equal"))
+    orders = []
+    for acct, ins, side, factor, coid in specs:
+        limit = (ins.price * factor).quantize(Decimal("0.01"))
+        order = SimOrder(id=next_id(), account_id=acct, instrument=ins, side=side,
+                         quantity=Decimal(1) if side == "sell" else Decimal(4), limit_price=limit,
+                         time_in_force="gtc", client_order_id=coid)
+        if coid:
+            coids.add(coid)
+        engine.add_order(order)
+        engine.activate(order)
+        orders.append(order)
+    return orders
