@@ -38,12 +38,20 @@ def _default_venues() -> list[str]:
             if importlib.util.find_spec(ADAPTERS[name].split(":")[0]) is not None]
 
 
+#: ``serve`` without a configuration is a demo: the IBKR paper venue answers its slow endpoints (live
+#: orders, portfolio accounts) once per 0.1 s and 100 requests a second in all (IBKR documents 5 s and
+#: 10 a second), so that a Dashboard over the 21-account FA book loads in seconds rather than minutes.
+#: ``broker-gateway sandbox`` runs the documented pacing; the connection's limiter follows whatever the
+#: venue announces in its options.
+DEMO_VENUE_OPTIONS = {"ibkr": {"pacing": {"slow_window": 0.1, "global_limit": 100}}}
+
+
 async def _serve(config_path: str | None, host: str, port: int, venues: list[str] | None) -> None:
     from .app import create_app
 
     runner: SandboxRunner | None = None
     if config_path is None:
-        runner = SandboxRunner(venues or _default_venues(), host="127.0.0.1")
+        runner = SandboxRunner(venues or _default_venues(), host="127.0.0.1", venue_options=DEMO_VENUE_OPTIONS)
         urls = await runner.start()
         for name, url in urls.items():
             click.echo(f"sandbox venue {name:<10} {url}")

@@ -18,18 +18,22 @@ from tests.harness import GraphQLClient, running_gateway, served_process
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, list[str]]]:
-    async with served_process("--venues", "lemon") as item:
+    async with served_process() as item:
         yield item
 
 
-async def test_serve_without_config_runs_the_dashboard_against_the_sandbox(
+async def test_serve_without_config_runs_the_dashboard_against_every_sandbox_venue(
         served: tuple[str, list[str]]) -> None:
     url, lines = served
     assert any(re.search(r"sandbox venue lemon\s+http://127\.0\.0\.1:\d+/v1/", line) for line in lines), lines
     assert any(f"GraphiQL: {url}" in line for line in lines)
     data = await GraphQLClient(url).data("Dashboard")
     connections = {c["name"]: c for c in data["connections"]}
-    assert "lemon" in connections
+    assert set(connections) == {"lemon", "ibkr", "etna", "aliceblue"}
+    ibkr = connections["ibkr"]
+    assert len(ibkr["accounts"]) >= 21 and ibkr["allocationGroups"]
+    assert {a["kind"] for a in ibkr["accounts"]} == {"ADVISOR_MASTER", "ADVISOR_CLIENT"}
+    assert sum(a["orders"]["totalCount"] for a in ibkr["accounts"]) > 0
     for connection in connections.values():
         assert connection["status"] == "UP" and connection["accounts"], connection["name"]
     lemon = connections["lemon"]["accounts"][0]
