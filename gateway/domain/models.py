@@ -111,6 +111,7 @@ class Order:
     client_order_id: str | None = None
     allocation_group: AllocationGroupKey | None = None
     account_known: bool = True
+    product: Product | None = None
     notes: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ..domain.enums import AssetClass, OrderSide, OrderStatus, OrderType, TimeInForce
+from ..domain.enums import AssetClass, OrderSide, OrderStatus, OrderType, Product, TimeInForce
 from ..domain.keys import AllocationGroupKey, OrderKey
 from ..domain.models import Instrument, Money, Order
 
@@ -68,7 +68,7 @@ def encode_event(event: OrderEvent) -> str:
         "expires_at": _time(o.expires_at), "created_at": _time(o.created_at), "updated_at": _time(o.updated_at),
         "client_order_id": o.client_order_id,
         "group": [o.allocation_group.connection, o.allocation_group.name] if o.allocation_group else None,
-        "account_known": o.account_known, "notes": o.notes,
+        "account_known": o.account_known, "notes": o.notes, "product": o.product.value if o.product else None,
         "previous": event.previous_status.value if event.previous_status else None,
         "event_status": event.status.value, "at": event.at.isoformat(),
     }
@@ -89,6 +89,7 @@ def decode_event(text: str | bytes, event_id: str = "") -> OrderEvent:
         updated_at=_untime(b["updated_at"]), client_order_id=b["client_order_id"],
         allocation_group=AllocationGroupKey(*b["group"]) if b["group"] else None,
         account_known=b["account_known"], notes=b["notes"],
+        product=Product(b["product"]) if b.get("product") else None,
     )
     return OrderEvent(order=order, previous_status=OrderStatus(b["previous"]) if b["previous"] else None,
                       status=OrderStatus(b["event_status"]), at=datetime.fromisoformat(b["at"]), event_id=event_id)

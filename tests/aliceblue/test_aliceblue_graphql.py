@@ -179,6 +179,7 @@ async def test_intraday_product_is_placed_as_intraday(env: Env) -> None:
         return (await env.gql.data("Order", {"id": order["id"]}))["order"]["status"] == "FILLED"
 
     await eventually(filled)
+    assert (await env.gql.data("Order", {"id": order["id"]}))["order"]["product"] == "INTRADAY"
     assert await env.held("ETERNAL", "INTRADAY") == "105"
     assert await env.held("ETERNAL", "LONGTERM") == "150"
     positions = await env.positions("ETERNAL")

@@ -156,6 +156,7 @@ def parse_order(row: dict[str, Any], connection: str, isin: str | None = None) -
             created_at=parse_time(row.get("orderTime")),
             updated_at=parse_time(row.get("brokerUpdateTime") or row.get("exchangeUpdateTime")),
             client_order_id=_tag(row.get("orderTag")),
+            product=enum(PRODUCT, row["product"], "product") if row.get("product") else None,
             notes=str(row.get("rejectionReason") or "") or None,
             raw=row,
         )

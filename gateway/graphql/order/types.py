@@ -12,7 +12,7 @@ from ...domain import models
 from ...domain.errors import GatewayError
 from ..common import Instrument, Money, Node, PageInfo, encode_cursor, money, page_info
 from ..context import Info
-from ..enums import OrderSideEnum, OrderStatusEnum, OrderTypeEnum, TimeInForceEnum
+from ..enums import OrderSideEnum, OrderStatusEnum, OrderTypeEnum, ProductEnum, TimeInForceEnum
 from ..ids import encode
 from ..scalars import Decimal
 
@@ -43,6 +43,8 @@ class Order(Node):
     broker_status: str = strawberry.field(description="The broker's own status word.")
     created_at: datetime | None = strawberry.field(description="When the order was created.")
     updated_at: datetime | None = strawberry.field(description="When the order last changed.")
+    product: ProductEnum | None = strawberry.field(
+        description="Broker product (Alice Blue INTRADAY / LONGTERM / MTF); null where the broker has none.")
     notes: str | None = strawberry.field(description="Free-text notes sent with the order.")
     _domain: strawberry.Private[models.Order]
 
@@ -55,7 +57,8 @@ class Order(Node):
             remaining_quantity=o.remaining_quantity, limit_price=money(o.limit_price), stop_price=money(o.stop_price),
             average_fill_price=money(o.average_fill_price), time_in_force=TimeInForceEnum(o.time_in_force.value),
             expires_at=o.expires_at, status=OrderStatusEnum(o.status.value), broker_status=o.broker_status,
-            created_at=o.created_at, updated_at=o.updated_at, notes=o.notes, _domain=o,
+            created_at=o.created_at, updated_at=o.updated_at, notes=o.notes,
+            product=ProductEnum(o.product.value) if o.product else None, _domain=o,
         )
 
     @strawberry.field(description="The account; null for an order placed for an allocation group as a whole.")
