@@ -29,8 +29,17 @@ sandbox: $(VENV)/.installed-run
 	$(BIN)/broker-gateway sandbox --host $(HOST)
 
 ## test: every test (unit, sandbox, end-to-end over loopback HTTP; a real redis-server for the event bus)
-test: $(VENV)/.installed-test redis-server
+test: $(VENV)/.installed-test redis-server tests/js/node_modules/.installed
 	$(BIN)/python -m pytest -q
+
+# The graphql-ws JavaScript client the subscription tests drive the gateway with (Node.js and npm).
+tests/js/node_modules/.installed: tests/js/package.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing nodejs and npm (Debian packages)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd tests/js && npm install --no-package-lock --no-audit --no-fund --silent
+	@touch $@
 
 # The event-bus tests start a real redis-server on a free loopback port; install it where it is missing.
 redis-server:

@@ -206,3 +206,35 @@ async def test_unauthenticated_websocket_is_refused_in_production(lemon_url: str
                 await sub.next(2)
         async with Subscription(gateway.url, "OrderStatusChanged", {}, MAIN_KEY):
             pass
+
+
+async def test_server_shutdown_closes_subscriptions_and_watchers(lemon_url: str) -> None:
+    config = gateway_config(lemon_connections(lemon_url), events=FAST_EVENTS)
+    gateway = await RunningGateway(config).start()
+    client = gateway.client(MAIN_KEY)
+    account = await _account(client)
+    subs = [await Subscription(gateway.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY).__aenter__()
+            for _ in range(5)]
+    await eventually(lambda: _health_value(gateway, "subscriptions"))
+    events = gateway.app.state.events
+    assert events.watchers.active == 1
+    await asyncio.wait_for(gateway.stop(), 15)
+    assert events.watchers.active == 0 and not events.watchers.tasks
+    assert events.metrics.active_subscriptions._value.get() == 0
+    for sub in subs:
+        with pytest.raises(Exception):  # noqa: B017 - the server closed the connection
+            await sub.next(2)
+
+
+async def test_subscriptions_per_connection_are_capped(lemon_url: str) -> None:
+    config = gateway_config(lemon_connections(lemon_url), events=FAST_EVENTS)
+    config.limits.max_subscriptions_per_connection = 2
+    async with running_gateway(config) as gateway:
+        account = await _account(gateway.client(MAIN_KEY))
+        async with Subscription(gateway.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as sub:
+            for op in ("2", "3"):
+                await sub.ws.send(json.dumps({"id": op, "type": "subscribe", "payload": {
+                    "query": document("OrderStatusChanged"), "variables": {"accountId": account}}}))
+            refusal = json.loads(await asyncio.wait_for(sub.ws.recv(), 5))
+            assert refusal["type"] == "error" and refusal["id"] == "3"
+            assert refusal["payload"][0]["message"] == "Subscription limit reached"

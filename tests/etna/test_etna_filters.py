@@ -72,7 +72,7 @@ async def test_position_filter_pushdown_equals_local_filter(adapter: EtnaAdapter
     expected = [p.key for p in full[account][0] if f.matches(p)]
     assert [p.key for p in await adapter.fetch_positions(key, f)] == expected
     if f.isin is None:  # everything else is pushed down: ETNA alone answers exactly the expected set
-        wire = await adapter.client.get_positions(account, filter=position_filter(f).expression)
+        wire = await adapter.client.get_positions(account, sort_field="Symbol", filter=position_filter(f).expression)
         assert [str(p["SecurityId"]) for p in wire.body["Result"]] == [k.instrument_id for k in expected]
 
 
@@ -92,7 +92,7 @@ async def test_order_filter_pushdown_equals_local_filter(adapter: EtnaAdapter, f
     assert [o.key for o in await adapter.fetch_orders(key, f)] == expected
     push = order_filter(f)
     if not push.empty:
-        wire = await adapter.client.get_orders(account, filter=push.expression)
+        wire = await adapter.client.get_orders(account, sort_field="CreateDate", desc=True, filter=push.expression)
         ids = [str(o["Id"]) for o in wire.body["Result"]]
         assert set(ids) >= {k.broker_order_id for k in expected}  # never drops a match
         if f.side is None and f.created_after is None and f.created_before is None:

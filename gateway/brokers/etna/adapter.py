@@ -1,21 +1,25 @@
 """The ETNA Trader adapter: build → call → parse for every BrokerAdapter verb.
 
 Accounts are ``GET v1.0/users/{userId}/accounts`` (``@me`` unless the credential ``user_id`` is
-set); positions and orders are read page by page to the end (page sizes 99 and 100, options
-``positions_page_size`` / ``orders_page_size``), with what the filter allows pushed down as an
-ETNA ``filter`` expression (:mod:`.filters`) and the whole filter applied locally after. Orders
+set). Positions (by symbol) and orders (newest first: ``sortField=CreateDate&desc=true``) are read
+with what the filter allows pushed down as an ETNA ``filter`` expression (:mod:`.filters`). A Relay
+window whose filter ETNA applies entirely is read as the ETNA page(s) under it, with ETNA's
+``TotalCount`` (:mod:`.windows`); otherwise the whole list is read page by page (page sizes 99 and
+100, options ``positions_page_size`` / ``orders_page_size``), filtered locally and sliced. Orders
 are sent with ``ClientId`` = the request's ``client_order_id``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from ...config import ConnectionConfig
-from ...domain.enums import Broker, ConnectionStatus, OrderSide, OrderType, TimeInForce
+from ...domain.enums import Broker, ConnectionStatus, OrderSide, OrderType
 from ...domain.errors import (
     AuthenticationError,
     BadResponse,
@@ -31,35 +35,22 @@ from ...domain.errors import (
 from ...domain.keys import AccountKey, OrderKey
 from ...domain.models import Account, Order, Position
 from ...domain.requests import InstrumentRef, OrderFilter, OrderRequest, OrderUpdate, PositionFilter
-from ..base import BaseAdapter, Capabilities, PlaceOutcome
+from ..base import BaseAdapter, Capabilities, Page, PlaceOutcome, WindowQuery
 from ..http import HttpResponse
+from .builders import place_body, replace_body, square_off_body
 from .client import EtnaClient
 from .filters import order_filter, position_filter, string_literal
 from .parsing import (
-    SIDE_TO_WIRE,
     TIF_TO_WIRE,
-    TYPE_TO_WIRE,
     instrument_from_position,
     parse_account,
     parse_order,
-    parse_page,
     parse_position,
 )
 from .securities import SecurityMap
+from .windows import ListSpec, read_all, read_window
 
 __all__ = ["EtnaAdapter"]
-
-_MAX_PAGES = 10_000
-Fetch = Callable[..., Awaitable[HttpResponse]]
-
-
-def _wire_number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number for a request body (ETNA takes numbers, not strings)."""
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def _wire_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EtnaAdapter(BaseAdapter):
@@ -75,8 +66,11 @@ class EtnaAdapter(BaseAdapter):
         self.client = EtnaClient(config)
         self.securities = SecurityMap(self.client)
         self.user_id = config.credential("user_id") or "@me"
-        self.positions_page_size = int(config.options.get("positions_page_size", 99))
-        self.orders_page_size = int(config.options.get("orders_page_size", 100))
+        positions_page = int(config.options.get("positions_page_size", 99))
+        orders_page = int(config.options.get("orders_page_size", 100))
+        self._positions = ListSpec(self.client.get_positions, positions_page, "Symbol", False)
+        self._orders = ListSpec(self.client.get_orders, orders_page, "CreateDate", True)
+        self._recent_orders = ListSpec(self.client.get_orders, orders_page, "Id", True)
 
     # -- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -103,47 +97,89 @@ class EtnaAdapter(BaseAdapter):
             raise BadResponse("ETNA accounts answer is not an array", connection=self.connection)
         return [parse_account(raw, self.connection) for raw in response.body]
 
-    async def _all_pages(self, fetch: Fetch, account: str, page_size: int, expression: str | None, *,
-                         desc: bool = False, stop: Callable[[dict[str, Any]], bool] | None = None
-                         ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for number in range(_MAX_PAGES):
-            response = await fetch(account, page_number=number, page_size=page_size, sort_field="Id", desc=desc,
-                                   filter=expression)
-            page, more = parse_page(response.body, page_size)
-            items.extend(page)
-            if not more or not page or (stop is not None and any(stop(raw) for raw in page)):
-                break
-        return items
-
     async def fetch_positions(self, account: AccountKey, filter: PositionFilter | None = None) -> list[Position]:
-        """Positions of ``account`` (``GET v1.0/accounts/{id}/positions``, every page)."""
+        """Positions of ``account`` by symbol (``GET v1.0/accounts/{id}/positions``, every page)."""
         push = position_filter(filter)
         if push.empty:
             return []
-        raws = await self._all_pages(self.client.get_positions, account.account_number, self.positions_page_size,
-                                     push.expression)
+        raws = await read_all(self._positions, account.account_number, push.expression)
+        positions = self._parse_positions(account.account_number, raws)
+        return [p for p in positions if filter is None or filter.matches(p)]
+
+    def _parse_positions(self, account_number: str, raws: list[dict[str, Any]]) -> list[Position]:
         now = datetime.now(UTC)
         positions = []
         for raw in raws:
             self.securities.learn(instrument_from_position(raw))
-            positions.append(parse_position(raw, self.connection, account.account_number, now))
-        return [p for p in positions if filter is None or filter.matches(p)]
+            positions.append(parse_position(raw, self.connection, account_number, now))
+        return positions
 
-    async def _parse_orders(self, account_number: str, raws: list[dict[str, Any]]) -> list[Order]:
+    async def _parse_orders(self, account_number: str, raws: list[dict[str, Any]],
+                            symbol: str | None = None) -> list[Order]:
+        """Orders with their securities looked up; ``symbol`` (what ETNA matched ``Symbol =``
+        against) stands in for a security whose look-up failed."""
         await self.securities.resolve(str(raw["SecurityId"]) for raw in raws)
-        return [parse_order(raw, self.connection, account_number, self.securities.get(str(raw["SecurityId"])))
-                for raw in raws]
+        out = []
+        for raw in raws:
+            instrument = self.securities.get(str(raw["SecurityId"]))
+            if instrument.symbol is None and symbol is not None:
+                instrument = replace(instrument, symbol=symbol.upper())
+            out.append(parse_order(raw, self.connection, account_number, instrument))
+        return out
 
     async def fetch_orders(self, account: AccountKey, filter: OrderFilter | None = None) -> list[Order]:
-        """Orders of ``account`` (``GET v1.0/accounts/{id}/orders``, every page, oldest first)."""
+        """Orders of ``account``, newest first (``GET v1.0/accounts/{id}/orders`` sorted by
+        ``CreateDate`` descending, every page)."""
         push = order_filter(filter)
         if push.empty:
             return []
-        raws = await self._all_pages(self.client.get_orders, account.account_number, self.orders_page_size,
-                                     push.expression)
-        orders = await self._parse_orders(account.account_number, raws)
+        raws = await read_all(self._orders, account.account_number, push.expression)
+        orders = await self._parse_orders(account.account_number, raws, filter.symbol if filter else None)
         return [o for o in orders if filter is None or filter.matches(o)]
+
+    # -- Relay windows --------------------------------------------------------------------
+    async def fetch_positions_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
+        """Windows of position lists: one ETNA page per window when the filter is fully pushed
+        down (``pageNumber`` / ``pageSize`` / ``TotalCount``), else the whole list sliced."""
+        return await self._windows(queries, self._positions_window)
+
+    async def fetch_orders_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
+        """Windows of order lists (newest first); see :meth:`fetch_positions_pages`."""
+        return await self._windows(queries, self._orders_window)
+
+    async def _positions_window(self, q: WindowQuery) -> Page:
+        push = position_filter(q.filter)
+        if push.empty:
+            return Page([], 0)
+        got = None
+        if push.exact:
+            got = await read_window(self._positions, q.account.account_number, push.expression, q.offset, q.limit)
+        if got is None:
+            items = await self.fetch_positions(q.account, q.filter)
+            return Page(items[q.offset:q.offset + q.limit], len(items))
+        raws, total = got
+        return Page(self._parse_positions(q.account.account_number, raws), total)
+
+    async def _orders_window(self, q: WindowQuery) -> Page:
+        flt: OrderFilter | None = q.filter
+        push = order_filter(flt)
+        if push.empty:
+            return Page([], 0)
+        got = None
+        if push.exact:
+            got = await read_window(self._orders, q.account.account_number, push.expression, q.offset, q.limit)
+        if got is None:
+            items = await self.fetch_orders(q.account, flt)
+            return Page(items[q.offset:q.offset + q.limit], len(items))
+        raws, total = got
+        return Page(await self._parse_orders(q.account.account_number, raws, flt.symbol if flt else None), total)
+
+    async def _windows(self, queries: Sequence[WindowQuery], one: Any) -> list[Page | GatewayError]:
+        results = await asyncio.gather(*(one(q) for q in queries), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                raise result
+        return list(results)
 
     async def fetch_order(self, key: OrderKey) -> Order:
         """One order (``GET v1.0/accounts/{id}/orders/{orderId}``); OrderNotFound when unknown."""
@@ -152,7 +188,7 @@ class EtnaAdapter(BaseAdapter):
 
     async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
                                        hint: OrderRequest | None = None) -> Order | None:
-        """The order sent with ``ClientId`` = ``client_order_id``: newest pages first, narrowed to
+        """The order sent with ``ClientId`` = ``client_order_id``: newest ids first, narrowed to
         the hint's symbol when there is one; ``None`` when there is no such order."""
         expression = None
         if hint is not None and hint.instrument.symbol:
@@ -161,8 +197,7 @@ class EtnaAdapter(BaseAdapter):
         def found(raw: dict[str, Any]) -> bool:
             return str(raw.get("ClientId")) == client_order_id
 
-        raws = await self._all_pages(self.client.get_orders, account.account_number, self.orders_page_size,
-                                     expression, desc=True, stop=found)
+        raws = await read_all(self._recent_orders, account.account_number, expression, stop=found)
         match = [raw for raw in raws if found(raw)]
         if not match:
             return None
@@ -213,17 +248,7 @@ class EtnaAdapter(BaseAdapter):
         """
         if request.account is None:
             raise NotSupported("ETNA has no allocation groups", connection=self.connection)
-        body: dict[str, Any] = {
-            "Symbol": await self._symbol(request), "ClientId": request.client_order_id,
-            "Type": TYPE_TO_WIRE[request.type], "Side": SIDE_TO_WIRE[request.side],
-            "TimeInforce": TIF_TO_WIRE[request.time_in_force], "Quantity": _wire_number(request.quantity),
-        }
-        if request.limit_price is not None:
-            body["Price"] = _wire_number(request.limit_price)
-        if request.stop_price is not None:
-            body["StopPrice"] = _wire_number(request.stop_price)
-        if request.expires_at is not None:
-            body["ExpireDate"] = _wire_time(request.expires_at)
+        body = place_body(request, await self._symbol(request))
         return await self._place(request.account, body, request.client_order_id, request)
 
     async def cancel_order(self, key: OrderKey) -> Order:
@@ -240,18 +265,7 @@ class EtnaAdapter(BaseAdapter):
         current = self._object(await self.client.get_order(key.account_number, key.broker_order_id))
         if update.time_in_force is not None and TIF_TO_WIRE[update.time_in_force] != current.get("TimeInForce"):
             raise NotSupported("ETNA cannot change an order's time in force", connection=self.connection)
-        body: dict[str, Any] = {"Id": current["Id"], "Quantity": current.get("Quantity")}
-        if update.quantity is not None:
-            body["Quantity"] = _wire_number(update.quantity)
-        if update.limit_price is not None or current.get("Price"):
-            body["Price"] = _wire_number(update.limit_price) if update.limit_price is not None else current["Price"]
-        if update.stop_price is not None or current.get("StopPrice"):
-            body["StopPrice"] = (_wire_number(update.stop_price) if update.stop_price is not None
-                                 else current["StopPrice"])
-        if update.expires_at is not None:
-            body["ExpireDate"] = _wire_time(update.expires_at)
-        if current.get("ClientId"):
-            body["ClientId"] = current["ClientId"]
+        body = replace_body(current, update)
         response = await self.client.put_order(key.account_number, key.broker_order_id, body)
         return (await self._parse_orders(key.account_number, [self._object(response)]))[0]
 
@@ -269,12 +283,7 @@ class EtnaAdapter(BaseAdapter):
         symbol = position.instrument.symbol
         if not symbol:
             raise InvalidInput("the position has no symbol", field="positionId", connection=self.connection)
-        side = "Sell" if position.quantity > 0 else "BuyToCover"
-        body: dict[str, Any] = {"Symbol": symbol, "ClientId": client_order_id, "Type": TYPE_TO_WIRE[order_type],
-                                "Side": side, "TimeInforce": TIF_TO_WIRE[TimeInForce.DAY],
-                                "Quantity": _wire_number(quantity)}
-        if order_type is OrderType.LIMIT and limit_price is not None:
-            body["Price"] = _wire_number(limit_price)
+        body = square_off_body(position, symbol, quantity, order_type, limit_price, client_order_id)
         hint = OrderRequest(instrument=InstrumentRef(symbol=symbol), side=OrderSide.SELL if position.quantity > 0
                             else OrderSide.BUY, type=order_type, quantity=quantity, client_order_id=client_order_id,
                             account=position.account_key)

@@ -14,7 +14,11 @@ created_before      ``CreateDate < #<second floor + 1 s>#`` (ETNA dates have who
 side, isin          not expressible: local only
 ==================  ===============================================================
 
-A filter whose statuses no ETNA status maps to matches nothing (:attr:`Pushdown.empty`).
+A filter whose statuses no ETNA status maps to matches nothing (:attr:`Pushdown.empty`). A pushdown
+is :attr:`~Pushdown.exact` when ETNA's answer is exactly the filtered list (nothing local is left),
+so that a Relay window can be read as one ETNA page: no side / isin condition, no
+``created_before`` (its clause is widened to the next second), a ``created_after`` on a whole
+second. ``Held`` orders (no status code) are never matched by a status filter, pushed or not.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ __all__ = ["Pushdown", "date_literal", "number_literal", "order_filter", "positi
 
 @dataclass(frozen=True, slots=True)
 class Pushdown:
-    """The ``filter`` query value (``None``: no condition to push) and whether nothing can match."""
+    """The ``filter`` query value (``None``: no condition to push), whether nothing can match, and
+    whether ETNA's answer needs no local filtering."""
 
     expression: str | None = None
     empty: bool = False
+    exact: bool = True
 
 
 def string_literal(value: str) -> str:
@@ -62,8 +68,8 @@ def _floor(value: datetime) -> datetime:
     return _utc(value).replace(microsecond=0)
 
 
-def _join(clauses: list[str]) -> Pushdown:
-    return Pushdown(" and ".join(clauses) if clauses else None)
+def _join(clauses: list[str], exact: bool = True) -> Pushdown:
+    return Pushdown(" and ".join(clauses) if clauses else None, exact=exact)
 
 
 def position_filter(f: PositionFilter | None) -> Pushdown:
@@ -79,7 +85,7 @@ def position_filter(f: PositionFilter | None) -> Pushdown:
         clauses.append(f"Quantity >= {number_literal(f.min_quantity)}")
     elif f.max_quantity is not None:
         clauses.append(f"Quantity <= {number_literal(f.max_quantity)}")
-    return _join(clauses)
+    return _join(clauses, exact=f.isin is None)
 
 
 def order_filter(f: OrderFilter | None) -> Pushdown:
@@ -104,4 +110,6 @@ def order_filter(f: OrderFilter | None) -> Pushdown:
             upper = None
         if upper is not None:
             clauses.append(f"CreateDate < {date_literal(upper)}")
-    return _join(clauses)
+    exact = (f.side is None and f.isin is None and f.created_before is None
+             and (f.created_after is None or _utc(f.created_after).microsecond == 0))
+    return _join(clauses, exact=exact)

@@ -20,7 +20,7 @@ from ...domain.models import Account, Instrument, Money, Order, Position
 
 __all__ = [
     "ORDER_STATUS_CODES", "SIDE_TO_WIRE", "STATUSES", "TIF_TO_WIRE", "TYPE_TO_WIRE", "instrument_from_equity",
-    "instrument_from_position", "parse_account", "parse_order", "parse_page", "parse_position", "parse_time",
+    "instrument_from_position", "parse_account", "parse_order", "parse_page", "parse_position", "parse_time", "parse_total",
 ]
 
 SIDES: dict[str, OrderSide] = {"Buy": OrderSide.BUY, "Sell": OrderSide.SELL, "SellShort": OrderSide.SELL,
@@ -117,6 +117,13 @@ def parse_page(body: Any, page_size: int) -> tuple[list[dict[str, Any]], bool]:
     if isinstance(body, dict) and isinstance(body.get("Result"), list):
         return body["Result"], bool(body.get("NextPageLink"))
     raise BadResponse("ETNA list answer is neither an array nor a PagingResult")
+
+
+def parse_total(body: Any) -> int | None:
+    """A PagingResult's ``TotalCount`` (the filtered list's size); ``None`` for a bare array."""
+    if isinstance(body, dict) and isinstance(body.get("TotalCount"), int) and not isinstance(body["TotalCount"], bool):
+        return int(body["TotalCount"])
+    return None
 
 
 def parse_account(raw: dict[str, Any], connection: str) -> Account:

@@ -17,7 +17,7 @@ from ..instruments import CATALOGUE
 from ..venue import Venue
 from .auth import AuthStore
 from .routes import wire_routes
-from .seed import APP_KEY, MAIN_USER, seed
+from .seed import APP_KEY, MAIN_USER, seed, synthetic_instruments
 from .state import EtnaState
 from .wire import error_body, json_response
 
@@ -30,7 +30,7 @@ def _error_response(status: int) -> Response:
 
 def create_venue(config: EngineConfig | None = None, *, token_lifetime: float = 86_400.0) -> Venue:
     """A seeded ETNA venue; ``token_lifetime`` in seconds (also settable over the control plane)."""
-    instruments = tuple(ins for ins in CATALOGUE if "etna" in ins.ids)
+    instruments = tuple(ins for ins in CATALOGUE if "etna" in ins.ids) + synthetic_instruments()
     engine = Engine(instruments, config)
     state = EtnaState(engine, AuthStore(APP_KEY, token_lifetime))
     seed(state)

@@ -1,6 +1,8 @@
 """The ETNA venue's seed: a user with two accounts holding positions and a history of orders
-(filled, cancelled, rejected, done for the day, and some still working), plus a second user who
-logs in with two factors."""
+(filled, cancelled, rejected, done for the day, and some still working), a second user who
+logs in with two factors, and a third (``LARGE_USER``) whose one account is large: 150 positions
+(the 10 real US listings and 140 synthetic ones, ``SBX001``…) and 300 orders, for checks that
+upstream calls do not grow with the size of an account."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from ..engine import Engine, SimAccount, SimFill, SimOrder, SimStatus
+from ..instruments import SimInstrument
 from .auth import AuthStore, EtnaUser
 from .state import EtnaState
 from .wire import ticks_of
 
-__all__ = ["APP_KEY", "MAIN_USER", "TWO_FACTOR_USER", "seed"]
+__all__ = ["APP_KEY", "LARGE_ACCOUNT", "LARGE_USER", "MAIN_USER", "TWO_FACTOR_USER", "seed", "synthetic_instruments"]
 
 APP_KEY = "etna-sandbox-6f1c2e9a4b"
 MAIN_USER = {"username": "janedoe", "password": "paper-trading-7125", "user_id": "7125"}
@@ -28,7 +31,29 @@ _ACCOUNTS = {
                                      ("AMZN", "35", "178.25"), ("GOOGL", "12", "150.10")]),
     "6310": ("Margin", "50000", [("AAPL", "5", "170.00")]),
 }
-_OWNERS = {"6303": 7125, "6304": 7125, "6310": 7126}
+LARGE_USER = {"username": "maxlarge", "password": "paper-trading-7127", "user_id": "7127"}
+LARGE_ACCOUNT = "6320"
+_OWNERS = {"6303": 7125, "6304": 7125, "6310": 7126, LARGE_ACCOUNT: 7127}
+_SYNTHETIC = "SBX"
+
+
+def _isin(body: str) -> str:
+    """``body`` (11 characters) with its ISIN check digit (Luhn over the letters as numbers)."""
+    digits = "".join(str(int(c, 36)) for c in body)
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        n = int(d) * (2 if i % 2 == 0 else 1)
+        total += n // 10 + n % 10
+    return body + str((10 - total % 10) % 10)
+
+
+def synthetic_instruments(count: int = 140) -> tuple[SimInstrument, ...]:
+    """Synthetic US listings ``SBX001``… (ETNA SecurityIds 5001…) for the large account."""
+    return tuple(
+        SimInstrument(f"{_SYNTHETIC}{n:03d}", f"{_SYNTHETIC}{n:03d}", _isin(f"US99{n:07d}"),
+                      f"SANDBOX SYNTHETIC {n:03d} INC", "USD", "XNAS", "stock", Decimal(12 + n % 80) + Decimal("0.35"),
+                      ids={"etna": str(5000 + n)})
+        for n in range(1, count + 1))
 
 
 def _users(auth: AuthStore) -> None:
@@ -36,6 +61,8 @@ def _users(auth: AuthStore) -> None:
                            "jane.doe@example.com", ["6303", "6304"]))
     auth.add_user(EtnaUser(7126, TWO_FACTOR_USER["username"], TWO_FACTOR_USER["password"], "John", "Roe",
                            "john.roe@example.com", ["6310"], verification_code=TWO_FACTOR_USER["verification_code"]))
+    auth.add_user(EtnaUser(7127, LARGE_USER["username"], LARGE_USER["password"], "Max", "Large",
+                           "max.large@example.com", [LARGE_ACCOUNT]))
 
 
 def _order(state: EtnaState, rng: random.Random, account_id: str, key: str, now: datetime) -> SimOrder:
@@ -109,8 +136,26 @@ def seed(state: EtnaState, orders_per_account: int = 24) -> None:
             state.touch_position(pos, opened)
             pos.extra["ModifyDate"] = ticks_of(now - timedelta(days=9 - n, minutes=13 * n), pos.extra["Id"] + 5)
             pos.extra["DayQuantity"] = Decimal(0)
+    real = [k for k in engine.instruments if not k.startswith(_SYNTHETIC)]
     for account_id in ("6303", "6304"):
-        keys = [k for k in engine.instruments]
         for _ in range(orders_per_account):
-            order = _order(state, rng, account_id, rng.choice(keys), now)
+            order = _order(state, rng, account_id, rng.choice(real), now)
             engine.orders[order.id] = order
+    _seed_large(state, now)
+
+
+def _seed_large(state: EtnaState, now: datetime, orders: int = 300) -> None:
+    engine = state.engine
+    engine.add_account(SimAccount(LARGE_ACCOUNT, "USD", Decimal(5_000_000), name=LARGE_ACCOUNT,
+                                  extra={"MarginType": "Margin", "ClearingAccount": LARGE_ACCOUNT}))
+    rng = random.Random(7127)
+    keys = list(engine.instruments)
+    for n, key in enumerate(keys):
+        avg = (engine.price(key) * Decimal(rng.choice(["0.8", "0.95", "1.1"]))).quantize(Decimal("0.01"))
+        pos = engine.seed_position(LARGE_ACCOUNT, key, Decimal(rng.choice([5, 10, 40, 100, 250])), avg,
+                                   eod_price=engine.price(key))
+        state.touch_position(pos, now - timedelta(days=200 - n, minutes=n))
+        pos.extra["DayQuantity"] = Decimal(0)
+    for _ in range(orders):
+        order = _order(state, rng, LARGE_ACCOUNT, rng.choice(keys), now)
+        engine.orders[order.id] = order
