@@ -59,7 +59,9 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
     else:
         config = load_config(config_path)
     app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on"))
+    # no per-message deflate: a zlib context per WebSocket costs more memory than the small events save
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on",
+                                           ws_per_message_deflate=False))
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
         await asyncio.sleep(0.05)
