@@ -22,7 +22,6 @@ from .auth import Principal, authenticate, bearer_token
 from .config import GatewayConfig
 from .events import Events
 from .graphql.context import Context
-from .graphql.loaders import Loaders
 from .graphql.schema import build_schema
 from .idempotency import IdempotencyStore
 from .registry import Registry
@@ -64,8 +63,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         return self.context_for(principal, request)
 
     def context_for(self, principal: Principal, request: Any) -> Context:
-        return Context(principal=principal, registry=self.registry, loaders=Loaders.build(self.registry),
-                       idempotency=self.idempotency, events=self.events,
+        return Context(principal=principal, registry=self.registry, idempotency=self.idempotency, events=self.events,
                        max_page_size=self.config.limits.max_page_size, request=request)
 
     async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -238,3 +239,27 @@ async def test_subscriptions_per_connection_are_capped(lemon_url: str) -> None:
             refusal = json.loads(await asyncio.wait_for(sub.ws.recv(), 5))
             assert refusal["type"] == "error" and refusal["id"] == "3"
             assert refusal["payload"][0]["message"] == "Subscription limit reached"
+
+
+async def test_operations_on_one_websocket_do_not_share_loaders(live: RunningGateway) -> None:
+    """graphql-transport-ws runs many operations on one connection: each reads fresh data."""
+    client = live.client(MAIN_KEY)
+    account = await _account(client)
+    async with Subscription(live.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as sub:
+
+        async def positions(op: str) -> str:
+            await sub.ws.send(json.dumps({"id": op, "type": "subscribe", "payload": {
+                "query": document("Positions"), "variables": {"filter": {"isin": "US0378331005"}}}}))
+            while True:
+                message = json.loads(await asyncio.wait_for(sub.ws.recv(), 10))
+                if message.get("id") == op and message["type"] == "next":
+                    return message["payload"]["data"]["positions"]["nodes"][0]["quantity"]
+
+        before = await positions("q1")
+        order = await _place(client, account, instrument={"isin": "US0378331005"}, quantity="2")
+        await eventually(lambda: _filled(client, order["id"]))
+        assert Decimal(await positions("q2")) == Decimal(before) + 2
+
+
+async def _filled(client: GraphQLClient, order_id: str) -> bool:
+    return (await client.data("Order", {"id": order_id}))["order"]["status"] == "FILLED"

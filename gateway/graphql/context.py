@@ -1,7 +1,14 @@
-"""The per-request context: principal, registry, loaders and the partial errors of the request."""
+"""The context: principal, registry, and per operation the loaders and the partial errors.
+
+Strawberry builds one context per HTTP request but only one per WebSocket connection, which may run
+many operations. Loaders and partial errors therefore live in an :class:`OperationScope` held in a
+context variable that ``ErrorCodes.on_operation`` opens for every operation: nothing cached by one
+operation is seen by the next, whatever the transport.
+"""
 
 from __future__ import annotations
 
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,22 +22,55 @@ from ..idempotency import IdempotencyStore
 from ..registry import Registry
 from .loaders import Loaders
 
-__all__ = ["Context", "Info"]
+__all__ = ["Context", "Info", "OperationScope"]
+
+
+@dataclass(slots=True)
+class OperationScope:
+    """What belongs to one GraphQL operation: its DataLoaders and its partial errors."""
+
+    loaders: Loaders
+    errors: list[GraphQLError] = field(default_factory=list)
+
+
+_scope: ContextVar[OperationScope | None] = ContextVar("gateway_operation_scope", default=None)
 
 
 @dataclass(slots=True)
 class Context:
-    """Built per request in ``get_context``; loaders are never shared across requests."""
+    """Built in ``get_context``: who calls and what they may use; see the module docstring."""
 
     principal: Principal
     registry: Registry
-    loaders: Loaders
     idempotency: IdempotencyStore
     events: Events
     max_page_size: int = 100
     request: Any = None
     connection_params: dict[str, Any] | None = None  # the WebSocket connection_init payload
-    errors: list[GraphQLError] = field(default_factory=list)
+
+    def begin_operation(self) -> Token[OperationScope | None]:
+        """Open a fresh scope for the operation running in the current task."""
+        return _scope.set(OperationScope(Loaders.build(self.registry)))
+
+    @staticmethod
+    def end_operation(token: Token[OperationScope | None]) -> None:
+        _scope.reset(token)
+
+    @property
+    def scope(self) -> OperationScope:
+        scope = _scope.get()
+        if scope is None:  # outside an operation's extension (a subscription's generator body)
+            scope = OperationScope(Loaders.build(self.registry))
+            _scope.set(scope)
+        return scope
+
+    @property
+    def loaders(self) -> Loaders:
+        return self.scope.loaders
+
+    @property
+    def errors(self) -> list[GraphQLError]:
+        return self.scope.errors
 
     def report(self, error: GatewayError, info: _Info | None = None) -> None:
         """Record a connection's failure as an ``errors[]`` entry while the field answers what it

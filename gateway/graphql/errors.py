@@ -65,16 +65,21 @@ _TOO_COMPLEX = ("exceeds maximum operation depth", "aliases found. Allowed", "Do
 
 
 class ErrorCodes(SchemaExtension):
-    """Gives every error an ``extensions.code``, appends the request's partial errors, masks the
-    unexpected ones."""
+    """Opens each operation's scope (fresh loaders, see ``Context``), gives every error an
+    ``extensions.code``, appends the operation's partial errors, masks the unexpected ones."""
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        context = self.execution_context.context
+        token = context.begin_operation() if hasattr(context, "begin_operation") else None
+        try:
+            yield
+            extra = list(context.errors) if token is not None else []
+        finally:
+            if token is not None:
+                context.end_operation(token)
         result = self.execution_context.result
         if result is None or not hasattr(result, "errors"):
             return
-        context = self.execution_context.context
-        extra = list(getattr(context, "errors", []) or [])
         if extra:
             result.errors = [*(result.errors or []), *extra]
         if result.errors:
