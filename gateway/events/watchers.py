@@ -292,15 +292,20 @@ class WatcherManager:
         loop = asyncio.get_running_loop()
         next_resync = loop.time() + self.settings.resync_interval
         iterator = stream.__aiter__()
+        pending: asyncio.Future[Order] | None = None
         try:
             while True:
+                if pending is None:  # kept across a resync: cancelling it would close the stream
+                    pending = asyncio.ensure_future(iterator.__anext__())
                 timeout = min(self.settings.silence_timeout, max(next_resync - loop.time(), 0.01))
-                try:
-                    order = await asyncio.wait_for(iterator.__anext__(), timeout)
-                except TimeoutError:
+                done, _ = await asyncio.wait({pending}, timeout=timeout)
+                if not done:
                     await self._poll_once(adapter, account)  # silent or due: re-synchronise from REST
                     next_resync = loop.time() + self.settings.resync_interval
                     continue
+                finished, pending = pending, None
+                try:
+                    order = finished.result()
                 except StopAsyncIteration:
                     await self._poll_once(adapter, account)
                     return
@@ -308,5 +313,9 @@ class WatcherManager:
                 if not await self.state.acquire(account):
                     return
         finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
             with contextlib.suppress(Exception):
                 await iterator.aclose()  # type: ignore[attr-defined]

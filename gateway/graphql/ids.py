@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Collection
 from typing import TypeVar
 
 from ..auth import Principal
-from ..domain.errors import InvalidInput
+from ..domain.errors import InvalidInput, OrderNotFound
 from ..domain.keys import AccountKey, AllocationGroupKey, ConfirmationKey, ConnectionKey, OrderKey, PositionKey
 
-__all__ = ["decode", "decode_any", "encode"]
+__all__ = ["decode", "decode_any", "encode", "require"]
 
 K = TypeVar("K")
 
@@ -69,6 +70,20 @@ def decode(value: str, expected: type[K], principal: Principal, field: str = "id
         if parts_type is not None and parts_type != NAMES[expected]:
             raise InvalidInput(f"expected an id of type {NAMES[expected]}, got one of type {parts_type}", field=field)
     return key
+
+
+def require(value: str, expected: type[K], principal: Principal, connections: Collection[str],
+            field: str = "id") -> K:
+    """Decode an id a mutation or subscription acts on: ``InvalidInput`` when malformed or of another
+    type, ``OrderNotFound`` ("no such …") when it names nothing the caller may use."""
+    key = decode(value, expected, principal, field)
+    if key is None or key.connection not in connections:  # type: ignore[attr-defined]
+        raise OrderNotFound(f"no such {_WORDS.get(expected, NAMES[expected].lower())}")
+    return key
+
+
+_WORDS = {AccountKey: "account", AllocationGroupKey: "allocation group", OrderKey: "order",
+          PositionKey: "position", ConfirmationKey: "confirmation"}
 
 
 def _type_name(value: str) -> str | None:

@@ -14,13 +14,13 @@ from datetime import datetime
 
 import strawberry
 
-from ..domain.errors import GatewayError, InvalidInput, OrderNotFound, RateLimitExceeded
+from ..domain.errors import GatewayError, InvalidInput, RateLimitExceeded
 from ..domain.keys import AccountKey, OrderKey
 from ..events import OrderEvent
 from ..events.bus import parse_id
 from .context import Info
 from .enums import OrderStatusEnum
-from .ids import decode
+from .ids import require
 from .order.types import Order
 
 __all__ = ["OrderStatusEvent", "Subscription"]
@@ -50,13 +50,9 @@ async def _targets(info: Info, account_id: strawberry.ID | None, order_id: straw
     ctx = info.context
     order_key = None
     if order_id is not None:
-        order_key = decode(order_id, OrderKey, ctx.principal, "orderId")
-        if order_key is None or order_key.connection not in ctx.registry.adapters:
-            raise OrderNotFound("no such order")
+        order_key = require(order_id, OrderKey, ctx.principal, ctx.registry.adapters, "orderId")
     if account_id is not None:
-        key = decode(account_id, AccountKey, ctx.principal, "accountId")
-        if key is None or key.connection not in ctx.registry.adapters:
-            raise OrderNotFound("no such account")
+        key = require(account_id, AccountKey, ctx.principal, ctx.registry.adapters, "accountId")
         if order_key is not None and (order_key.connection, order_key.account_number) != (key.connection,
                                                                                            key.account_number):
             raise InvalidInput("the order is not in that account", field="orderId")

@@ -9,13 +9,13 @@ import strawberry
 
 from ...brokers.base import BaseAdapter, Confirmation, PlaceOutcome
 from ...domain.enums import OrderSide, OrderType, Product, TimeInForce
-from ...domain.errors import GatewayError, InvalidInput, NotSupported, OrderNotFound
+from ...domain.errors import GatewayError, InvalidInput, NotSupported
 from ...domain.keys import AccountKey, AllocationGroupKey, ConfirmationKey, OrderKey
 from ...domain.requests import InstrumentRef, OrderRequest, OrderUpdate
 from ...idempotency import client_order_id, fingerprint
 from ..context import Context, Info
 from ..enums import OrderSideEnum, OrderTypeEnum, ProductEnum, TimeInForceEnum
-from ..ids import decode, encode
+from ..ids import encode, require
 from ..results import (
     CancelOrderResult,
     ConfirmationDeclined,
@@ -117,14 +117,11 @@ def _request(ctx: Context, input: PlaceOrderInput) -> tuple[BaseAdapter, OrderRe
         raise InvalidInput("give exactly one of accountId and allocationGroupId", field="accountId")
     account = group = None
     if input.account_id is not None:
-        account = decode(input.account_id, AccountKey, ctx.principal, "accountId")
-        if account is None or account.connection not in ctx.registry.adapters:
-            raise OrderNotFound("no such account")
+        account = require(input.account_id, AccountKey, ctx.principal, ctx.registry.adapters, "accountId")
         connection = account.connection
     else:
-        group = decode(str(input.allocation_group_id), AllocationGroupKey, ctx.principal, "allocationGroupId")
-        if group is None or group.connection not in ctx.registry.adapters:
-            raise OrderNotFound("no such allocation group")
+        group = require(str(input.allocation_group_id), AllocationGroupKey, ctx.principal, ctx.registry.adapters,
+                        "allocationGroupId")
         connection = group.connection
     adapter = ctx.registry.get(connection)
     caps = adapter.capabilities
@@ -186,9 +183,7 @@ class OrderMutations:
     async def confirm_order(self, info: Info, input: ConfirmOrderInput) -> PlaceOrderResult:
         ctx = info.context
         try:
-            key = decode(input.confirmation_id, ConfirmationKey, ctx.principal, "confirmationId")
-            if key is None or key.connection not in ctx.registry.adapters:
-                raise OrderNotFound("no such confirmation")
+            key = require(input.confirmation_id, ConfirmationKey, ctx.principal, ctx.registry.adapters, "confirmationId")
             adapter = ctx.registry.get(key.connection)
             outcome = await adapter.confirm_order(key, input.accept, input.pin)
             if outcome is None:
@@ -203,9 +198,7 @@ class OrderMutations:
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderResult:
         ctx = info.context
         try:
-            key = decode(input.order_id, OrderKey, ctx.principal, "orderId")
-            if key is None or key.connection not in ctx.registry.adapters:
-                raise OrderNotFound("no such order")
+            key = require(input.order_id, OrderKey, ctx.principal, ctx.registry.adapters, "orderId")
             order = await ctx.registry.get(key.connection).cancel_order(key)
             await ctx.published(order)
             return OrderCancelRequested(order=Order.from_domain(order))
@@ -216,9 +209,7 @@ class OrderMutations:
     async def modify_order(self, info: Info, input: ModifyOrderInput) -> ModifyOrderResult:
         ctx = info.context
         try:
-            key = decode(input.order_id, OrderKey, ctx.principal, "orderId")
-            if key is None or key.connection not in ctx.registry.adapters:
-                raise OrderNotFound("no such order")
+            key = require(input.order_id, OrderKey, ctx.principal, ctx.registry.adapters, "orderId")
             adapter = ctx.registry.get(key.connection)
             if not adapter.capabilities.modify_order:
                 raise NotSupported(f"{adapter.broker.name} orders cannot be modified; cancel and place anew",

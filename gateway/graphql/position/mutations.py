@@ -10,7 +10,7 @@ from ...domain.errors import GatewayError, InvalidInput, NotSupported, OrderNotF
 from ...domain.keys import PositionKey
 from ..context import Info
 from ..enums import OrderTypeEnum, ProductEnum
-from ..ids import decode
+from ..ids import require
 from ..order.mutations import outcome_result, place
 from ..order.validation import check_prices, check_quantity, check_text
 from ..queries import find_position
@@ -39,9 +39,8 @@ class ConvertPositionInput:
 
 
 async def _position(info: Info, position_id: str) -> tuple[PositionKey, object]:
-    key = decode(position_id, PositionKey, info.context.principal, "positionId")
-    if key is None or key.connection not in info.context.registry.adapters:
-        raise OrderNotFound("no such position")
+    key = require(position_id, PositionKey, info.context.principal, info.context.registry.adapters,
+                     "positionId")
     position = await find_position(info, key)
     if position is None:
         raise OrderNotFound("no such position")
@@ -86,9 +85,7 @@ class PositionMutations:
     async def convert_position(self, info: Info, input: ConvertPositionInput) -> ConvertPositionResult:
         ctx = info.context
         try:
-            key = decode(input.position_id, PositionKey, ctx.principal, "positionId")
-            if key is None or key.connection not in ctx.registry.adapters:
-                raise OrderNotFound("no such position")
+            key = require(input.position_id, PositionKey, ctx.principal, ctx.registry.adapters, "positionId")
             adapter = ctx.registry.get(key.connection)
             if not adapter.capabilities.convert_position:
                 raise NotSupported(f"{adapter.broker.name} has no position conversion", connection=key.connection)

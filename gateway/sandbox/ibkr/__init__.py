@@ -9,6 +9,9 @@ Wire API under ``/v1/api/`` (the WebSocket ``/v1/api/ws`` included); control pla
   ``GET`` shows the session (selected account, switch count).
 * ``POST /__sandbox__/ibkr/pacing`` ``{"enabled": false}`` or any :class:`.pacing.Pacing` field;
   ``{"reset": true}`` empties the windows and the penalty box. The default is the documented pacing.
+* ``POST /__sandbox__/ibkr/ws`` ``{"silent": true}`` keeps the WebSocket's sockets open but sends
+  nothing (no ``sor`` frame, no heartbeat) until ``{"silent": false}``; ``{"refuse": true}`` closes
+  them and refuses new ones until ``{"refuse": false}``. ``GET`` shows the flags and socket counts.
 
 Keyword arguments of :func:`create_venue` (``SandboxRunner(venue_options={"ibkr": {...}})``):
 
@@ -70,7 +73,7 @@ def _gate(state: VenueState, app: ASGIApp) -> ASGIApp:
     return gated
 
 
-def _control_routes(state: VenueState) -> list[Route]:
+def _control_routes(state: VenueState, stream: OrderStream) -> list[Route]:
     async def session(request: Request) -> Response:
         if request.method == "POST":
             body = await read_json(request) or {}
@@ -93,14 +96,15 @@ def _control_routes(state: VenueState) -> list[Route]:
         return ib_json({**asdict(state.pacer.pacing), "violations": state.pacer.violations})
 
     return [Route("/__sandbox__/ibkr/session", session, methods=["GET", "POST"]),
-            Route("/__sandbox__/ibkr/pacing", pacing, methods=["GET", "POST"])]
+            Route("/__sandbox__/ibkr/pacing", pacing, methods=["GET", "POST"]),
+            Route("/__sandbox__/ibkr/ws", stream.control, methods=["GET", "POST"])]
 
 
-def _wire_routes(state: VenueState, heartbeat: float) -> list[BaseRoute]:
+def _wire_routes(state: VenueState, stream: OrderStream) -> list[BaseRoute]:
     a, o = AccountApi(state), OrderApi(state)
     p = BASE_PATH
     return [
-        WebSocketRoute(f"{p}ws", OrderStream(state, heartbeat).endpoint),
+        WebSocketRoute(f"{p}ws", stream.endpoint),
         Route(f"{p}iserver/auth/status", a.auth_status, methods=["GET", "POST"]),
         Route(f"{p}iserver/auth/ssodh/init", a.ssodh_init, methods=["POST"]),
         Route(f"{p}tickle", a.tickle, methods=["GET", "POST"]),
@@ -158,7 +162,8 @@ def create_venue(config: EngineConfig | None = None, *, tls: bool = False,
                         status, with_code=status != 429)
 
     control = ControlPlane(engine, error_response)
-    app = Starlette(routes=[*control.routes(), *_control_routes(state), *_wire_routes(state, ws_heartbeat)])
+    stream = OrderStream(state, ws_heartbeat)
+    app = Starlette(routes=[*control.routes(), *_control_routes(state, stream), *_wire_routes(state, stream)])
     wrapped = control.middleware(_gate(state, app))
     certfile = keyfile = None
     if tls:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ...domain.isin import with_check_digit
 from ..instruments import SimInstrument
 
 __all__ = ["SYNTHETIC"]
@@ -16,25 +17,13 @@ __all__ = ["SYNTHETIC"]
 _SECTORS = ("Industrials", "Utilities", "Materials", "Health Care", "Software", "Banks", "Retail", "Energy")
 
 
-def _isin(body: str) -> str:
-    """``body`` (11 characters) plus its ISO 6166 check digit."""
-    digits = "".join(str(int(ch, 36)) for ch in body)
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch)
-        if i % 2 == 0:
-            n *= 2
-            if n > 9:
-                n -= 9
-        total += n
-    return body + str((10 - total % 10) % 10)
 
 
 def _make(n: int) -> SimInstrument:
     symbol = f"SYN{n:03d}"
     price = Decimal(10 + (n * 37) % 290) + Decimal(n % 100) / 100
     return SimInstrument(
-        key=symbol, symbol=symbol, isin=_isin(f"ZZ{n:09d}"),
+        key=symbol, symbol=symbol, isin=with_check_digit(f"ZZ{n:09d}"),
         name=f"SYNTHETIC {_SECTORS[n % len(_SECTORS)].upper()} CO {n:03d} (SYNTHETIC)",
         currency="USD", exchange="XNYS", asset_class="stock", price=price,
         ids={"conid": str(990_000_000 + n), "synthetic": "1"},

@@ -14,6 +14,11 @@ No replay on reconnect.
 Simulator choice (IBKR documents no multi-account behaviour): the stream carries the orders of every
 account of the session (each item tagged with its ``acct``; group orders under the master), not only
 of the selected account.
+
+Faults for tests (``POST /__sandbox__/ibkr/ws``, see :meth:`OrderStream.control`): ``silent`` keeps
+every socket open but sends nothing (no greeting, ``sor`` frame or heartbeat; client messages are
+still read) until it is lifted, when the changes held back go out as usual; ``refuse`` closes the open
+sockets and refuses new ones (the handshake answers HTTP 403) until it is lifted.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ import json
 import time
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..engine import SimOrder
-from .state import VenueState
+from .state import VenueState, ib_json, read_json
 from .wire import live_order
 
 __all__ = ["OrderStream"]
@@ -44,6 +51,23 @@ class OrderStream:
         self.s = state
         self.heartbeat = heartbeat
         self.refresh = refresh  # how often time-driven changes (PreSubmitted → Submitted) are looked for
+        self.silent = False
+        self.refuse = False
+        self.open = 0  # sockets open now
+        self.accepted = 0  # sockets accepted so far
+        self.refused = 0  # handshakes refused so far
+
+    async def control(self, request: Request) -> Response:
+        """``POST /__sandbox__/ibkr/ws`` ``{"silent": bool, "refuse": bool}`` (either or both);
+        ``GET`` (and every answer) shows the flags and ``open`` / ``accepted`` / ``refused`` counts."""
+        if request.method == "POST":
+            body = await read_json(request) or {}
+            if "silent" in body:
+                self.silent = bool(body["silent"])
+            if "refuse" in body:
+                self.refuse = bool(body["refuse"])
+        return ib_json({"silent": self.silent, "refuse": self.refuse, "open": self.open,
+                        "accepted": self.accepted, "refused": self.refused})
 
     def _item(self, order: SimOrder) -> dict[str, Any]:
         acct = self.s.master if order.account_id in self.s.groups else order.account_id
@@ -67,13 +91,24 @@ class OrderStream:
 
     async def endpoint(self, ws: WebSocket) -> None:
         """The ``/v1/api/ws`` handler."""
+        if self.refuse:
+            self.refused += 1
+            await ws.close(1013)  # before accept: the handshake is answered HTTP 403
+            return
         await ws.accept()
+        self.accepted += 1
+        self.open += 1
+        try:
+            await self._serve(ws)
+        finally:
+            self.open -= 1
+
+    async def _serve(self, ws: WebSocket) -> None:
+        greeted = False
         if not self.s.session.authenticated:
             await ws.send_text(_dump(self._sts()))
             await ws.close(1000)
             return
-        for frame in self._greeting():
-            await ws.send_text(_dump(frame))
         dirty = asyncio.Event()
         unsubscribe = self.s.engine.subscribe(lambda order: dirty.set())
         sent: dict[str, dict[str, Any]] | None = None  # orderId → last item sent; None = not subscribed
@@ -82,10 +117,18 @@ class OrderStream:
         next_hb = time.monotonic() + self.heartbeat
         try:
             while True:
+                if self.refuse:
+                    await ws.close(1011)
+                    return
                 if not self.s.session.authenticated or self.s.session.session_id != session_id:
                     await ws.send_text(_dump(self._sts()))
                     await ws.close(1000)
                     return
+                if not greeted and not self.silent:
+                    for frame in self._greeting():
+                        await ws.send_text(_dump(frame))
+                    greeted = True
+                    next_hb = time.monotonic() + self.heartbeat
                 waiter = asyncio.ensure_future(dirty.wait())
                 done, _ = await asyncio.wait({inbox, waiter}, timeout=self.refresh,
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -94,13 +137,18 @@ class OrderStream:
                 if inbox in done:
                     message = inbox.result().strip()
                     inbox = asyncio.ensure_future(ws.receive_text())
-                    if message.startswith("sor+"):
+                    if message.startswith("sor+") and not greeted:
+                        pass  # sent before the greeting: dropped, as IBKR does
+                    elif message.startswith("sor+"):
                         sent = {}
-                        await self._send_changes(ws, sent, full=True)
+                        if not self.silent:
+                            await self._send_changes(ws, sent, full=True)
                     elif message.startswith("uor+"):
                         sent = None
-                    elif message not in ("ech+hb", "tic"):
+                    elif message not in ("ech+hb", "tic") and not self.silent:
                         await ws.send_text(_dump({"error": f"Topic unknown {message[:40]}", "code": 1}))
+                if self.silent:
+                    continue
                 if sent is not None:
                     await self._send_changes(ws, sent)
                 if time.monotonic() >= next_hb:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
+from ...domain.isin import with_check_digit
 from ..control import ControlPlane
 from ..engine import Engine, EngineConfig, SimAccount, SimOrder, SimStatus
 from ..instruments import CATALOGUE, SimInstrument
@@ -40,17 +41,8 @@ _PROFILE = {
 }
 
 
-def _isin_check(body: str) -> str:
-    digits = "".join(str(int(ch, 36)) for ch in body)
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch) * (2 if i % 2 == 0 else 1)
-        total += n - 9 if n > 9 else n
-    return body + str((10 - total % 10) % 10)
-
-
 def _synthetic(n: int) -> SimInstrument:
-    isin = _isin_check(f"DE000SB{n:04d}")
+    isin = with_check_digit(f"DE000SB{n:04d}")
     return SimInstrument(f"SYN{n:04d}", f"SB{n:04d}", isin, f"SANDBOX SYNTHETIC {n:04d}", "EUR", "XMUN",
                          "stock", Decimal(10 + n % 90) + Decimal("0.25"))
 
