@@ -291,18 +291,26 @@ class WatcherManager:
         await self._poll_once(adapter, account, baseline=True)
         loop = asyncio.get_running_loop()
         next_resync = loop.time() + self.settings.resync_interval
+        silent_since = loop.time()
+        renew_every = self.settings.lease_ttl / 3
         iterator = stream.__aiter__()
         pending: asyncio.Future[Order] | None = None
         try:
             while True:
                 if pending is None:  # kept across a resync: cancelling it would close the stream
                     pending = asyncio.ensure_future(iterator.__anext__())
-                timeout = min(self.settings.silence_timeout, max(next_resync - loop.time(), 0.01))
-                done, _ = await asyncio.wait({pending}, timeout=timeout)
+                now = loop.time()
+                due = min(next_resync, silent_since + self.settings.silence_timeout)
+                done, _ = await asyncio.wait({pending}, timeout=max(min(due - now, renew_every), 0.01))
                 if not done:
-                    await self._poll_once(adapter, account)  # silent or due: re-synchronise from REST
-                    next_resync = loop.time() + self.settings.resync_interval
+                    if loop.time() >= due:  # silent, or a resync is due: re-synchronise from REST
+                        await self._poll_once(adapter, account)
+                        next_resync = loop.time() + self.settings.resync_interval
+                        silent_since = loop.time()
+                    if not await self.state.acquire(account):  # renew the lease while the stream is quiet
+                        return
                     continue
+                silent_since = loop.time()
                 finished, pending = pending, None
                 try:
                     order = finished.result()
