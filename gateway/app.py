@@ -23,7 +23,7 @@ from .config import GatewayConfig
 from .events import Events
 from .graphql.context import Context
 from .graphql.schema import build_schema
-from .idempotency import IdempotencyStore
+from .idempotency import IdempotencyStore, RedisIdempotencyStore
 from .registry import Registry
 from .sse import sse_endpoint
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI view with the gateway's context: one set of loaders per request."""
 
-    def __init__(self, config: GatewayConfig, registry: Registry, idempotency: IdempotencyStore,
+    def __init__(self, config: GatewayConfig, registry: Registry, idempotency: IdempotencyStore | RedisIdempotencyStore,
                  events: Events) -> None:
         protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
         if config.allow_legacy_ws_protocol:
@@ -108,7 +108,10 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None) -> St
     """The gateway app for ``config``; the registry's adapters start and stop with the app."""
     registry = registry or Registry(config)
     events = Events.build(config.events, registry)
-    graphql_app = GatewayGraphQL(config, registry, IdempotencyStore(), events)
+    idempotency: IdempotencyStore | RedisIdempotencyStore = (
+        RedisIdempotencyStore(config.events.redis_url) if config.events.backend == "redis" and config.events.redis_url
+        else IdempotencyStore())
+    graphql_app = GatewayGraphQL(config, registry, idempotency, events)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -118,6 +121,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None) -> St
             yield
         finally:
             await events.close()
+            await idempotency.close()
             await registry.close()
 
     async def healthz(request: Request) -> Response:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from pathlib import Path
 
 import httpx
 
 from gateway.sandbox.lemon import API_KEY
-from tests.harness import GraphQLClient, SandboxControl, Subscription, served_process
+from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_connections
+from tests.harness import GraphQLClient, SandboxControl, Subscription, running_gateway, served_process
 
 
 def _config(tmp_path: Path, lemon_url: str, redis_url: str) -> Path:
@@ -77,3 +79,27 @@ async def test_two_replicas_share_events_and_only_one_polls(tmp_path: Path, lemo
         async with Subscription(url_a, "OrderStatusChanged", {"accountId": account, "after": mark}, None) as resumed:
             replay = [(await resumed.next())["orderStatusChanged"]["eventId"] for _ in ids_b[1:]]
         assert replay == ids_b[1:]
+
+
+async def test_idempotency_keys_are_shared_between_replicas(lemon_url: str, redis_url: str,
+                                                             lemon_control: SandboxControl) -> None:
+    """With the Redis backend the second replica answers from the shared store: lemon never even sees
+    a second POST for the key."""
+    config = gateway_config(lemon_connections(lemon_url), events={**FAST_EVENTS, "backend": "redis",
+                                                                  "redis_url": redis_url,
+                                                                  "stream_key": "test:idempotency"})
+    async with running_gateway(config) as a, running_gateway(config) as b:
+        key = f"shared-{uuid.uuid4()}"
+        account = (await a.client(MAIN_KEY).data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1}))[
+            "connections"][0]["accounts"][0]["id"]
+        order = {"accountId": account, "instrument": {"isin": "DE0008232125"}, "side": "BUY", "type": "LIMIT",
+                 "limitPrice": "1.00", "quantity": "1", "idempotencyKey": key}
+        await lemon_control.reset()
+        first = (await a.client(MAIN_KEY).data("PlaceOrder", {"input": order}))["placeOrder"]
+        second = (await b.client(MAIN_KEY).data("PlaceOrder", {"input": order}))["placeOrder"]
+        conflict = (await b.client(MAIN_KEY).data("PlaceOrder", {"input": {**order, "quantity": "2"}}))["placeOrder"]
+        assert first["__typename"] == second["__typename"] == "OrderPlaced"
+        assert first["order"]["id"] == second["order"]["id"]
+        assert conflict["__typename"] == "InvalidInput" and conflict["code"] == "IDEMPOTENCY_CONFLICT"
+        assert (await lemon_control.stats())["POST /v1/orders"] == 1
+        await a.client(MAIN_KEY).data("CancelOrder", {"input": {"orderId": first["order"]["id"]}})

@@ -18,7 +18,7 @@ from strawberry.types import Info as _Info
 from ..auth import Principal
 from ..domain.errors import GatewayError
 from ..events import Events
-from ..idempotency import IdempotencyStore
+from ..idempotency import IdempotencyStore, RedisIdempotencyStore
 from ..registry import Registry
 from .loaders import Loaders
 
@@ -42,7 +42,7 @@ class Context:
 
     principal: Principal
     registry: Registry
-    idempotency: IdempotencyStore
+    idempotency: IdempotencyStore | RedisIdempotencyStore
     events: Events
     max_page_size: int = 100
     request: Any = None
