@@ -3,7 +3,8 @@
 One aiohttp session per connection; connect and total timeouts on every call; an optional client-side
 rate limit (aiolimiter); reads retried with exponential backoff and jitter on timeouts, connection
 resets, 429 and 5xx, honouring ``Retry-After`` (tenacity); writes never retried. JSON numbers with a
-fraction are parsed as ``Decimal`` so no float reaches the domain.
+fraction are parsed as ``Decimal`` so no float reaches the domain, and ``Decimal`` values in request
+bodies are written as exact number literals (simplejson), so none leaves it either.
 
 Errors raised (``gateway.domain.errors``): ``RequestTimeout``, ``BrokerNotAvailable``,
 ``RateLimitExceeded``, ``BadResponse``, and whatever the adapter's ``map_error`` makes of a broker
@@ -22,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import aiohttp
+import simplejson
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 from tenacity.wait import wait_base
@@ -46,6 +48,11 @@ class HttpResponse:
 
 #: (response) → the error to raise, or ``None`` when the response is a success.
 ErrorMapper = Callable[[HttpResponse], GatewayError | None]
+
+
+def _dumps(value: Any) -> str:
+    """Request bodies: ``Decimal`` becomes an exact JSON number literal (``12.34``), never a float."""
+    return str(simplejson.dumps(value, use_decimal=True, separators=(",", ":")))
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -122,7 +129,7 @@ class HttpClient:
             timeout = aiohttp.ClientTimeout(total=self.config.timeout, connect=self.config.connect_timeout)
             connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=50)
             self._session = aiohttp.ClientSession(timeout=timeout, connector=connector,
-                                                  json_serialize=json.dumps)
+                                                  json_serialize=_dumps)
         return self._session
 
     async def close(self) -> None:

@@ -20,9 +20,10 @@ from .parsing import SIDE_TO_WIRE, TIF_TO_WIRE, TYPE_TO_WIRE
 __all__ = ["place_body", "replace_body", "square_off_body", "wire_number", "wire_time"]
 
 
-def wire_number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number for a request body."""
-    return int(value) if value == value.to_integral_value() else float(value)
+def wire_number(value: Decimal) -> int | Decimal:
+    """A Decimal as a JSON number for a request body (the HTTP client writes Decimals as exact
+    number literals, never through a float)."""
+    return int(value) if value == value.to_integral_value() else value
 
 
 def wire_time(value: datetime) -> str:

@@ -23,9 +23,10 @@ TIF_WIRE = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC", TimeInForce.OPG: "OP
 SIDE_WIRE = {OrderSide.BUY: "BUY", OrderSide.SELL: "SELL"}
 
 
-def num(value: Decimal) -> int | float:
-    """A Decimal as the JSON number IBKR expects (integral → int)."""
-    return int(value) if value == value.to_integral_value() else float(value)
+def num(value: Decimal) -> int | Decimal:
+    """A Decimal as the JSON number IBKR expects (integral → int; the HTTP client writes Decimals as
+    exact number literals, never through a float)."""
+    return int(value) if value == value.to_integral_value() else value
 
 
 def _prices(kind: OrderType, limit: Decimal | None, stop: Decimal | None) -> dict[str, Any]:
