@@ -263,3 +263,20 @@ async def test_operations_on_one_websocket_do_not_share_loaders(live: RunningGat
 
 async def _filled(client: GraphQLClient, order_id: str) -> bool:
     return (await client.data("Order", {"id": order_id}))["order"]["status"] == "FILLED"
+
+
+async def test_refused_subscriptions_answer_coded_errors(live: RunningGateway) -> None:
+    foreign = "WyJBY2NvdW50IiwibGVtb24tbGFyZ2UiLCJ4Il0"  # an Account id of the other caller's connection
+    cases = [({"accountId": "garbage"}, "BAD_USER_INPUT"), ({"after": "nope"}, "BAD_USER_INPUT"),
+             ({"accountId": foreign}, "NOT_FOUND")]
+    async with Subscription(live.url, "OrderStatusChanged", {"after": "1-0", "orderId": None}, MAIN_KEY) as sub:
+        for n, (variables, code) in enumerate(cases):
+            op = f"refused-{n}"
+            await sub.ws.send(json.dumps({"id": op, "type": "subscribe", "payload": {
+                "query": document("OrderStatusChanged"), "variables": variables}}))
+            while True:
+                message = json.loads(await asyncio.wait_for(sub.ws.recv(), 5))
+                if message.get("id") == op and message["type"] in ("next", "error"):
+                    break
+            errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+            assert errors[0]["extensions"]["code"] == code, message

@@ -3,11 +3,15 @@ extensions (depth, alias and token limits; introspection off in production; erro
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from ..config import LimitsConfig
+from ..domain.errors import GatewayError
 from .account.types import Account
 from .allocation_group.types import AllocationGroup
 from .connection.types import BrokerConnection
@@ -28,6 +32,16 @@ class Mutation(OrderMutations, PositionMutations):
     pass
 
 
+class GatewaySchema(strawberry.Schema):
+    """Logs only unexpected errors: bad input and broker refusals are the caller's answer, not ours."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        unexpected = [e for e in errors if e.original_error is not None
+                      and not isinstance(e.original_error, GatewayError | GraphQLError | ValueError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
 def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = True) -> strawberry.Schema:
     """The schema with the security extensions configured from ``limits``."""
     limits = limits or LimitsConfig()
@@ -39,6 +53,6 @@ def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = Tr
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
+    return GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription,
                              types=[BrokerConnection, Account, AllocationGroup, Order, Position],
                              extensions=extensions, config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}))  # type: ignore[arg-type]

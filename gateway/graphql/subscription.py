@@ -20,6 +20,7 @@ from ..events import OrderEvent
 from ..events.bus import parse_id
 from .context import Info
 from .enums import OrderStatusEnum
+from .errors import to_graphql_error
 from .ids import require
 from .order.types import Order
 
@@ -81,12 +82,15 @@ class Subscription:
                                    ) -> AsyncGenerator[OrderStatusEvent, None]:
         ctx = info.context
         events = ctx.events
-        if after is not None:
-            try:
-                parse_id(after)
-            except ValueError:
-                raise InvalidInput("after must be an eventId", field="after") from None
-        accounts, order_key = await _targets(info, account_id, order_id)
+        try:
+            if after is not None:
+                try:
+                    parse_id(after)
+                except ValueError:
+                    raise InvalidInput("after must be an eventId", field="after") from None
+            accounts, order_key = await _targets(info, account_id, order_id)
+        except GatewayError as exc:  # refused before the stream starts: a coded error, as for queries
+            raise to_graphql_error(exc, info.path.as_list()) from None
         wanted = {(a.connection, a.account_number) for a in accounts}
 
         def accepts(event: OrderEvent) -> bool:
