@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from typing import Any
 
 import strawberry
 
+from ..brokers.base import Page, WindowQuery
 from ..domain import models
+from ..domain.errors import GatewayError
 from ..domain.errors import InvalidInput as InvalidInputError
 from .enums import AssetClassEnum, ErrorCodeEnum
 from .scalars import Decimal
@@ -87,6 +91,23 @@ def page_info(offset: int, count: int, total: int) -> PageInfo:
     return PageInfo(has_next_page=offset + count < total, has_previous_page=offset > 0,
                     start_cursor=encode_cursor(offset) if count else None,
                     end_cursor=encode_cursor(offset + count - 1) if count else None)
+
+
+def relay_parts(page: Page, offset: int, node: Callable[[Any], Any], edge: Callable[..., Any]) -> dict[str, Any]:
+    """The fields of a Relay connection type for ``page`` starting at ``offset``."""
+    nodes = [node(item) for item in page.items]
+    return {"nodes": nodes, "edges": [edge(cursor=encode_cursor(offset + i), node=n) for i, n in enumerate(nodes)],
+            "page_info": page_info(offset, len(nodes), page.total), "total_count": page.total}
+
+
+async def load_page(info: Any, loader: Any, query: WindowQuery) -> Page:
+    """``loader``'s page for ``query``; an empty page and an ``errors[]`` entry when the broker fails."""
+    try:
+        page: Page = await loader.load(query)
+    except GatewayError as exc:
+        info.context.report(exc.with_connection(query.account.connection), info)
+        return Page([], 0)
+    return page
 
 
 @strawberry.interface(description="An expected failure of a mutation.")

@@ -9,8 +9,7 @@ import strawberry
 
 from ...brokers.base import Page, WindowQuery
 from ...domain import models
-from ...domain.errors import GatewayError
-from ..common import Instrument, Money, Node, PageInfo, encode_cursor, money, page_info
+from ..common import Instrument, Money, Node, PageInfo, load_page, money, relay_parts
 from ..context import Info
 from ..enums import OrderSideEnum, OrderStatusEnum, OrderTypeEnum, ProductEnum, TimeInForceEnum
 from ..ids import encode
@@ -97,16 +96,8 @@ class OrderConnection:
 
     @classmethod
     def build(cls, page: Page, offset: int) -> OrderConnection:
-        nodes = [Order.from_domain(o) for o in page.items]
-        edges = [OrderEdge(cursor=encode_cursor(offset + i), node=n) for i, n in enumerate(nodes)]
-        return cls(edges=edges, nodes=nodes, page_info=page_info(offset, len(nodes), page.total),
-                   total_count=page.total)
+        return cls(**relay_parts(page, offset, Order.from_domain, OrderEdge))
 
     @classmethod
     async def load(cls, info: Info, query: WindowQuery) -> OrderConnection:
-        try:
-            page = await info.context.loaders.orders_by_account.load(query)
-        except GatewayError as exc:
-            info.context.report(exc.with_connection(query.account.connection), info)
-            return cls.build(Page([], 0), 0)
-        return cls.build(page, query.offset)
+        return cls.build(await load_page(info, info.context.loaders.orders_by_account, query), query.offset)

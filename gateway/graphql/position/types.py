@@ -9,8 +9,7 @@ import strawberry
 
 from ...brokers.base import Page, WindowQuery
 from ...domain import models
-from ...domain.errors import GatewayError
-from ..common import Instrument, Money, Node, PageInfo, encode_cursor, money, page_info
+from ..common import Instrument, Money, Node, PageInfo, load_page, money, relay_parts
 from ..context import Info
 from ..enums import ProductEnum
 from ..ids import encode
@@ -78,20 +77,8 @@ class PositionConnection:
 
     @classmethod
     def build(cls, page: Page, offset: int) -> PositionConnection:
-        nodes = [Position.from_domain(p) for p in page.items]
-        edges = [PositionEdge(cursor=encode_cursor(offset + i), node=n) for i, n in enumerate(nodes)]
-        return cls(edges=edges, nodes=nodes, page_info=page_info(offset, len(nodes), page.total),
-                   total_count=page.total)
-
-    @classmethod
-    def empty(cls) -> PositionConnection:
-        return cls.build(Page([], 0), 0)
+        return cls(**relay_parts(page, offset, Position.from_domain, PositionEdge))
 
     @classmethod
     async def load(cls, info: Info, query: WindowQuery) -> PositionConnection:
-        try:
-            page = await info.context.loaders.positions_by_account.load(query)
-        except GatewayError as exc:
-            info.context.report(exc.with_connection(query.account.connection), info)
-            return cls.empty()
-        return cls.build(page, query.offset)
+        return cls.build(await load_page(info, info.context.loaders.positions_by_account, query), query.offset)
