@@ -9,10 +9,12 @@ day, the 25k EUR limit, ``canceled`` with ``cancelled_at``, 429 with ``Retry-Aft
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -56,6 +58,22 @@ class LemonSettings:
     rate_limit: int = 300
     rate_window: float = 60.0
     daily_order_quota: int = 1000
+
+
+Handler = Callable[["LemonVenue", Request, LemonUser], Awaitable[Response]]
+
+
+def _authenticated(handler: Handler) -> Callable[[LemonVenue, Request], Awaitable[Response]]:
+    """Bearer authentication and the per-key rate limit before ``handler`` runs."""
+
+    @functools.wraps(handler)
+    async def endpoint(self: LemonVenue, request: Request) -> Response:
+        user = self._user(request)
+        if isinstance(user, Response):
+            return user
+        return await handler(self, request, user)
+
+    return endpoint
 
 
 class LemonVenue:
@@ -113,10 +131,8 @@ class LemonVenue:
         return wire.order_json(order, self.engine.price(order.instrument.key), created=created)
 
     # -- orders ---------------------------------------------------------------------------
-    async def create_order(self, request: Request) -> Response:
-        user = self._user(request)
-        if isinstance(user, Response):
-            return user
+    @_authenticated
+    async def create_order(self, request: Request, user: LemonUser) -> Response:
         try:
             body = await request.json()
         except ValueError:
@@ -159,10 +175,8 @@ class LemonVenue:
         self.engine.add_order(order)
         return wire.envelope(self._order(order, created=True))
 
-    async def activate(self, request: Request) -> Response:
-        user = self._user(request)
-        if isinstance(user, Response):
-            return user
+    @_authenticated
+    async def activate(self, request: Request, user: LemonUser) -> Response:
         order = self._find(user, request.path_params["order_id"])
         if order is None:
             return wire.error("order_not_found")
@@ -193,10 +207,8 @@ class LemonVenue:
                        Decimal(0))
         return "insufficient_holdings" if order.quantity > held - reserved else None
 
-    async def list_orders(self, request: Request) -> Response:
-        user = self._user(request)
-        if isinstance(user, Response):
-            return user
+    @_authenticated
+    async def list_orders(self, request: Request, user: LemonUser) -> Response:
         q = request.query_params
         try:
             start = _when(q.get("from"))
@@ -226,19 +238,15 @@ class LemonVenue:
             out.append(self._order(o))
         return self._page(request, out, "orders")
 
-    async def get_order(self, request: Request) -> Response:
-        user = self._user(request)
-        if isinstance(user, Response):
-            return user
+    @_authenticated
+    async def get_order(self, request: Request, user: LemonUser) -> Response:
         order = self._find(user, request.path_params["order_id"])
         if order is None:
             return wire.error("order_not_found")
         return wire.envelope(self._order(order))
 
-    async def delete_order(self, request: Request) -> Response:
-        user = self._user(request)
-        if isinstance(user, Response):
-            return user
+    @_authenticated
+    async def delete_order(self, request: Request, user: LemonUser) -> Response:
         order = self._find(user, request.path_params["order_id"])
         if order is None:
             return wire.error("order_not_found")
@@ -250,10 +258,8 @@ class LemonVenue:
         return wire.envelope()
 
     # -- positions and account ------------------------------------------------------------
-    async def positions(self, request: Request) -> Response:
-        user = self._user(request)
-        if isinstance(user, Response):
-            return user
+    @_authenticated
+    async def positions(self, request: Request, user: LemonUser) -> Response:
         isin = request.query_params.get("isin")
         items = [
             wire.position_json(p, self.engine.price(p.instrument.key))
@@ -263,10 +269,8 @@ class LemonVenue:
         items.sort(key=lambda p: p["isin"])
         return self._page(request, items, "positions")
 
-    async def account(self, request: Request) -> Response:
-        user = self._user(request)
-        if isinstance(user, Response):
-            return user
+    @_authenticated
+    async def account(self, request: Request, user: LemonUser) -> Response:
         account = self._account(user)
         today = datetime.now(UTC).date()
         bought = sum((f.quantity * f.price for o in self.engine.orders.values() if o.account_id == account.id
