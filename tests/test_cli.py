@@ -73,3 +73,13 @@ async def test_hash_key_prints_the_sha256() -> None:
                                                 stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     assert out.decode().strip() == ApiKeyConfig.hash_key("abc")
+
+
+def test_the_example_configuration_loads() -> None:
+    config = load_config(Path(__file__).resolve().parent.parent / "gateway.example.toml")
+    assert {c.broker for c in config.connections.values()} == {"lemon", "ibkr", "etna", "aliceblue"}
+    assert config.profile == "production" and config.events.backend == "redis"
+    from gateway.brokers import build_adapter
+
+    for connection in config.connections.values():
+        assert build_adapter(connection).connection == connection.name
