@@ -27,13 +27,17 @@ __all__ = ["DEFAULT_CONTRACT_MASTER_URL", "AliceBlueClient"]
 DEFAULT_CONTRACT_MASTER_URL = "https://v2api.aliceblueonline.com/restpy/contract_master"
 
 
+#: aliceblue.md: 1800 requests per 15 minutes; a bucket of 90 draining 1.9 a second never exceeds it
+DOCUMENTED_RATE = (1.9, 90)
+
+
 class AliceBlueClient:
     """One Alice Blue login (one ``clientId``) over one aiohttp session."""
 
     def __init__(self, config: ConnectionConfig) -> None:
         self.config = config
         self.http = HttpClient(config, map_error, headers={"Accept": "application/json"},
-                               auth_headers=self._auth_headers)
+                               auth_headers=self._auth_headers, default_rate=DOCUMENTED_RATE)
         # the contract master is public and may live on another host: never send the session there
         self.public = HttpClient(config, map_error, headers={"Accept": "application/json"})
         self.session_token: str | None = config.credential("user_session")
