@@ -280,3 +280,44 @@ async def test_refused_subscriptions_answer_coded_errors(live: RunningGateway) -
                     break
             errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
             assert errors[0]["extensions"]["code"] == code, message
+
+
+async def test_watcher_polls_only_working_orders_however_long_the_history(lemon_url: str) -> None:
+    """150 finished orders (two pages of lemon's 100): a regular poll still costs one list request,
+    and an order that finishes is read once on its own."""
+    from gateway.sandbox.engine import EngineConfig
+    from gateway.sandbox.lemon import API_KEY
+    from gateway.sandbox.venue import SandboxRunner
+    from tests.conftest import TEST_VENUE
+
+    runner = SandboxRunner(["lemon"], config=EngineConfig.fast(), venue_options=TEST_VENUE)
+    urls = await runner.start()
+    control = SandboxControl(urls["lemon"])
+    try:
+        async with httpx.AsyncClient(base_url=urls["lemon"], headers={"Authorization": f"Bearer {API_KEY}"}) as wire:
+            for _ in range(150):
+                created = (await wire.post("orders", json={"isin": "DE0008232125", "side": "buy", "quantity": 1})).json()
+                await wire.delete(f"orders/{created['results']['id']}")
+        config = gateway_config(lemon_connections(urls["lemon"]), events={**FAST_EVENTS, "resync_interval": 60})
+        async with running_gateway(config) as gateway:
+            client = gateway.client(MAIN_KEY)
+            account = await _account(client)
+            async with Subscription(gateway.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as sub:
+                await asyncio.sleep(0.5)  # the baseline sweep (two pages) is behind us
+                await control.reset()
+                before = await _polls(gateway)
+                await asyncio.sleep(1.5)
+                lists = (await control.stats()).get("GET /v1/orders", 0)
+                assert lists <= await _polls(gateway) - before + 1  # one page per poll, not two
+                order = await _place(client, account, type="LIMIT", limitPrice="1.00")
+                await client.data("CancelOrder", {"input": {"orderId": order["id"]}})
+                await sub.until(lambda e: e["order"]["id"] == order["id"] and e["status"] == "CANCELED")
+    finally:
+        await runner.stop()
+
+
+async def _polls(gateway: RunningGateway) -> float:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(gateway.url.replace("/graphql", "/metrics"))).text
+    line = next(x for x in text.splitlines() if x.startswith('gateway_upstream_polls_total{connection="lemon"}'))
+    return float(line.split()[-1])

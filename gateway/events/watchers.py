@@ -3,7 +3,8 @@
 One watcher per (connection, account) that somebody subscribes to, shared by all its subscribers, so
 upstream reads never grow with the number of subscribers. A watcher streams where the adapter can
 (``watch_orders``) and otherwise polls ``fetch_orders`` at an adaptive interval: ``fast_interval``
-while the account has working orders, ``slow_interval`` when it has none. The adapters' own
+while the account has working orders, ``slow_interval`` when it has none. A poll reads only the
+working orders and the few that just left them; the whole list is read every ``resync_interval``. The adapters' own
 client-side limiters keep polls within each broker's pacing. A stream is re-synchronised from a REST
 snapshot every ``resync_interval`` and whenever it ends or stays silent past ``silence_timeout``.
 
@@ -25,9 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..domain.enums import OrderStatus
-from ..domain.errors import GatewayError, NotSupported
-from ..domain.keys import AccountKey
+from ..domain.errors import GatewayError, NotSupported, OrderNotFound
+from ..domain.keys import AccountKey, OrderKey
 from ..domain.models import Order
+from ..domain.requests import OrderFilter
 from ..registry import Registry
 from .bus import EventBus
 from .codec import OrderEvent
@@ -50,6 +52,10 @@ class WatcherSettings:
     linger: float = 2.0
 
 
+_WORKING = frozenset(s for s in OrderStatus if not s.is_terminal)
+_WORKING_WORDS = frozenset(s.value for s in _WORKING)
+
+
 def _key(account: AccountKey) -> str:
     return f"{account.connection}\x1f{account.account_number}"
 
@@ -68,6 +74,13 @@ class MemoryState:
             return False, old
         table[order_id] = status
         return True, old
+
+    async def working(self, account: AccountKey) -> list[str]:
+        """Ids of the account's orders last known in a working (non-terminal) status."""
+        return [i for i, s in self.statuses.get(_key(account), {}).items() if s in _WORKING_WORDS]
+
+    async def forget(self, account: AccountKey, order_id: str) -> None:
+        self.statuses.get(_key(account), {}).pop(order_id, None)
 
     async def baseline(self, account: AccountKey, statuses: dict[str, str]) -> bool:
         """Record ``statuses`` without events, keeping what is already known; ``False`` if done before."""
@@ -118,6 +131,13 @@ class RedisState:
         result = await self._swap(keys=[self.prefix + "status:" + _key(account)], args=[order_id, status, self.ttl_ms])
         old = result[1].decode() if len(result) > 1 and result[1] is not None else None
         return bool(result[0]), old
+
+    async def working(self, account: AccountKey) -> list[str]:
+        table = await self.redis.hgetall(self.prefix + "status:" + _key(account))
+        return [k.decode() for k, v in table.items() if v.decode() in _WORKING_WORDS]
+
+    async def forget(self, account: AccountKey, order_id: str) -> None:
+        await self.redis.hdel(self.prefix + "status:" + _key(account), order_id)
 
     async def baseline(self, account: AccountKey, statuses: dict[str, str]) -> bool:
         key = self.prefix + "status:" + _key(account)
@@ -264,23 +284,47 @@ class WatcherManager:
             await self.state.release(account)
             raise
 
-    async def _poll_once(self, adapter: Any, account: AccountKey, *, baseline: bool = False) -> bool:
-        """One REST snapshot; ``True`` when the account has working orders."""
+    async def _poll_once(self, adapter: Any, account: AccountKey, *, baseline: bool = False,
+                         sweep: bool = True) -> bool:
+        """One REST snapshot; ``True`` when the account has working orders.
+
+        A sweep (the baseline, each resync) reads the whole order list. A regular poll reads only the
+        working orders (the filter is pushed down where the broker can) and, one by one, the orders
+        last known as working that left that list: it costs one list page however long the account's
+        history is, plus one read per order that just finished.
+        """
         self.metrics.upstream_polls.labels(account.connection).inc()
-        orders: list[Order] = await adapter.fetch_orders(account)
+        if baseline or sweep:
+            orders: list[Order] = list(await adapter.fetch_orders(account))
+        else:
+            orders = list(await adapter.fetch_orders(account, OrderFilter(statuses=_WORKING)))
+            listed = {o.key.broker_order_id for o in orders}
+            for order_id in await self.state.working(account):
+                if order_id in listed:
+                    continue
+                try:
+                    orders.append(await adapter.fetch_order(OrderKey(account.connection, account.account_number,
+                                                                     order_id)))
+                except OrderNotFound:
+                    await self.state.forget(account, order_id)
         if baseline and await self.state.baseline(account, {o.key.broker_order_id: o.status.value for o in orders}):
             return any(not o.status.is_terminal for o in orders)
         await self.observe(account, orders)
         return any(not o.status.is_terminal for o in orders)
 
     async def _poll(self, adapter: Any, account: AccountKey) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + self.settings.resync_interval
         working = True
         while True:
             await asyncio.sleep(self.settings.fast_interval if working else self.settings.slow_interval)
             if not await self.state.acquire(account):
                 return
+            sweep = loop.time() >= next_sweep
+            if sweep:
+                next_sweep = loop.time() + self.settings.resync_interval
             try:
-                working = await self._poll_once(adapter, account)
+                working = await self._poll_once(adapter, account, sweep=sweep)
             except GatewayError as exc:
                 log.info("poll of %s failed: %s", account, exc)
                 working = False
