@@ -9,6 +9,7 @@ reaches beyond the bus's retention marks its first event ``missedEvents: true``.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from datetime import datetime
 
@@ -41,9 +42,20 @@ class OrderStatusEvent:
 
     @classmethod
     def from_event(cls, event: OrderEvent, missed: bool = False) -> OrderStatusEvent:
-        return cls(event_id=event.event_id, order=Order.from_domain(event.order),
-                   previous_status=OrderStatusEnum(event.previous_status.value) if event.previous_status else None,
-                   status=OrderStatusEnum(event.status.value), at=event.at, missed_events=missed)
+        """The GraphQL object of ``event``, built once and shared by every subscriber it goes to."""
+        key = (event.event_id, missed)
+        built = _built.get(key)
+        if built is None:
+            built = cls(event_id=event.event_id, order=Order.from_domain(event.order),
+                        previous_status=OrderStatusEnum(event.previous_status.value) if event.previous_status else None,
+                        status=OrderStatusEnum(event.status.value), at=event.at, missed_events=missed)
+            _built[key] = built
+            while len(_built) > 256:
+                _built.popitem(last=False)
+        return built
+
+
+_built: OrderedDict[tuple[str, bool], OrderStatusEvent] = OrderedDict()
 
 
 async def _targets(info: Info, account_id: strawberry.ID | None, order_id: strawberry.ID | None
