@@ -46,7 +46,8 @@ def _default_venues() -> list[str]:
 DEMO_VENUE_OPTIONS = {"ibkr": {"pacing": {"slow_window": 0.1, "global_limit": 100}}}
 
 
-async def _serve(config_path: str | None, host: str, port: int, venues: list[str] | None) -> None:
+async def _serve(config_path: str | None, host: str, port: int, venues: list[str] | None,
+                 access_log: bool = False) -> None:
     from .app import create_app
 
     runner: SandboxRunner | None = None
@@ -60,8 +61,9 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
         config = load_config(config_path)
     app = create_app(config)
     # no per-message deflate: a zlib context per WebSocket costs more memory than the small events save
+    # uvicorn's access log is process-wide: on, it would also list every request to the sandbox venues
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on",
-                                           ws_per_message_deflate=False))
+                                           ws_per_message_deflate=False, access_log=access_log))
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
         await asyncio.sleep(0.05)
@@ -93,9 +95,10 @@ def main(log_level: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--venues", default=None, help="Comma-separated sandbox venues to start (default: all).")
-def serve(config_path: str | None, host: str, port: int, venues: str | None) -> None:
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every HTTP request.")
+def serve(config_path: str | None, host: str, port: int, venues: str | None, access_log: bool) -> None:
     """Start the gateway (against the sandbox when no --config is given)."""
-    asyncio.run(_serve(config_path, host, port, venues.split(",") if venues else None))
+    asyncio.run(_serve(config_path, host, port, venues.split(",") if venues else None, access_log))
 
 
 @main.command()
