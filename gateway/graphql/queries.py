@@ -34,11 +34,12 @@ def _connections(info: Info, broker: BrokerEnum | None = None) -> list[str]:
             if ctx.principal.can_use(name) and (broker is None or adapter.broker.value == broker.value)]
 
 
-async def _accounts(info: Info, broker: BrokerEnum | None = None) -> list[models.Account]:
+async def _per_connection(info: Info, loader: Any, broker: BrokerEnum | None = None) -> list[Any]:
+    """Every connection's list from ``loader``, concurrently; a failing connection adds an
+    ``errors[]`` entry and the others still answer."""
     names = _connections(info, broker)
-    results = await asyncio.gather(*(info.context.loaders.accounts_by_connection.load(n) for n in names),
-                                   return_exceptions=True)
-    out: list[models.Account] = []
+    results = await asyncio.gather(*(loader.load(n) for n in names), return_exceptions=True)
+    out: list[Any] = []
     for name, result in zip(names, results, strict=True):
         if isinstance(result, GatewayError):
             info.context.report(result.with_connection(name), info)
@@ -47,6 +48,10 @@ async def _accounts(info: Info, broker: BrokerEnum | None = None) -> list[models
         else:
             out.extend(result)
     return out
+
+
+async def _accounts(info: Info, broker: BrokerEnum | None = None) -> list[models.Account]:
+    return await _per_connection(info, info.context.loaders.accounts_by_connection, broker)
 
 
 async def find_position(info: Info, key: PositionKey) -> models.Position | None:
@@ -121,18 +126,8 @@ class Query:
 
     @strawberry.field(description="Every allocation group the caller may see, optionally of one broker.")
     async def allocation_groups(self, info: Info, broker: BrokerEnum | None = None) -> list[AllocationGroup]:
-        names = _connections(info, broker)
-        results = await asyncio.gather(*(info.context.loaders.allocation_groups_by_connection.load(n) for n in names),
-                                       return_exceptions=True)
-        out: list[AllocationGroup] = []
-        for name, result in zip(names, results, strict=True):
-            if isinstance(result, GatewayError):
-                info.context.report(result.with_connection(name), info)
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                out.extend(AllocationGroup.from_domain(g) for g in result)
-        return out
+        groups = await _per_connection(info, info.context.loaders.allocation_groups_by_connection, broker)
+        return [AllocationGroup.from_domain(g) for g in groups]
 
     @strawberry.field(description="One order by id; null when it does not exist or is not the caller's.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
