@@ -38,13 +38,15 @@ class ConvertPositionInput:
     quantity: Decimal | None = strawberry.field(default=None, description="How much to convert; all of it if null.")
 
 
-async def _position(info: Info, position_id: str) -> tuple[PositionKey, object]:
-    key = require(position_id, PositionKey, info.context.principal, info.context.registry.adapters,
-                     "positionId")
+def _key(info: Info, position_id: str) -> PositionKey:
+    return require(position_id, PositionKey, info.context.principal, info.context.registry.adapters, "positionId")
+
+
+async def _position(info: Info, key: PositionKey) -> object:
     position = await find_position(info, key)
     if position is None:
         raise OrderNotFound("no such position")
-    return key, position
+    return position
 
 
 @strawberry.type(description="Position mutations.")
@@ -54,7 +56,8 @@ class PositionMutations:
     async def square_off_position(self, info: Info, input: SquareOffPositionInput) -> PlaceOrderResult:
         ctx = info.context
         try:
-            key, position = await _position(info, input.position_id)
+            key = _key(info, input.position_id)
+            position = await _position(info, key)
             adapter = ctx.registry.get(key.connection)
             held = abs(position.quantity)  # type: ignore[attr-defined]
             if held == 0:
@@ -85,11 +88,11 @@ class PositionMutations:
     async def convert_position(self, info: Info, input: ConvertPositionInput) -> ConvertPositionResult:
         ctx = info.context
         try:
-            key = require(input.position_id, PositionKey, ctx.principal, ctx.registry.adapters, "positionId")
+            key = _key(info, input.position_id)
             adapter = ctx.registry.get(key.connection)
-            if not adapter.capabilities.convert_position:
+            if not adapter.capabilities.convert_position:  # refused before anything is read upstream
                 raise NotSupported(f"{adapter.broker.name} has no position conversion", connection=key.connection)
-            _, position = await _position(info, input.position_id)
+            position = await _position(info, key)
             held = abs(position.quantity)  # type: ignore[attr-defined]
             quantity = held if input.quantity is None else input.quantity
             check_quantity(quantity, adapter.capabilities)
