@@ -25,6 +25,7 @@ from .graphql.context import Context
 from .graphql.schema import build_schema
 from .idempotency import IdempotencyStore, RedisIdempotencyStore
 from .registry import Registry
+from .request_id import RequestIdMiddleware
 from .sse import sse_endpoint
 
 __all__ = ["create_app"]
@@ -145,4 +146,5 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None) -> St
     app.state.registry = registry
     app.state.events = events
     app.add_middleware(AuthMiddleware, config=config)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries X-Request-Id
     return app
