@@ -19,8 +19,11 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types.unset import UNSET
 
 from .auth import Principal, authenticate, bearer_token
+from .brokers.metrics import SessionMetrics
+from .brokers.runtime import Runtime
 from .config import GatewayConfig
 from .events import Events
+from .events.metrics import GatewayMetrics
 from .graphql.context import Context
 from .graphql.schema import build_schema
 from .idempotency import IdempotencyStore, RedisIdempotencyStore
@@ -65,7 +68,8 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
 
     def context_for(self, principal: Principal, request: Any) -> Context:
         return Context(principal=principal, registry=self.registry, idempotency=self.idempotency, events=self.events,
-                       max_page_size=self.config.limits.max_page_size, request=request)
+                       max_page_size=self.config.limits.max_page_size,
+                       operation_timeout=self.config.limits.operation_timeout, request=request)
 
     async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
         params = getattr(context, "connection_params", None) or {}
@@ -106,9 +110,15 @@ class AuthMiddleware:
 
 
 def create_app(config: GatewayConfig, *, registry: Registry | None = None) -> Starlette:
-    """The gateway app for ``config``; the registry's adapters start and stop with the app."""
-    registry = registry or Registry(config)
-    events = Events.build(config.events, registry)
+    """The gateway app for ``config``; the registry's adapters start and stop with the app.
+
+    With ``[events] backend = "redis"`` one Redis client (a blocking pool: a burst waits for a
+    connection instead of failing) is shared by the broker sessions (pacing, critical sections,
+    confirmations) of every replica."""
+    metrics = GatewayMetrics()
+    shared_redis = _redis(config)
+    registry = registry or Registry(config, Runtime(SessionMetrics(metrics.registry), shared_redis))
+    events = Events.build(config.events, registry, metrics)
     idempotency: IdempotencyStore | RedisIdempotencyStore = (
         RedisIdempotencyStore(config.events.redis_url) if config.events.backend == "redis" and config.events.redis_url
         else IdempotencyStore())
@@ -124,6 +134,8 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None) -> St
             await events.close()
             await idempotency.close()
             await registry.close()
+            if shared_redis is not None:
+                await shared_redis.aclose()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "connections": sorted(registry.adapters),
@@ -148,3 +160,13 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None) -> St
     app.add_middleware(AuthMiddleware, config=config)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries X-Request-Id
     return app
+
+
+def _redis(config: GatewayConfig) -> Any:
+    """The Redis client the broker sessions share, or ``None`` without the Redis backend."""
+    if config.events.backend != "redis" or not config.events.redis_url:
+        return None
+    import redis.asyncio as redis
+
+    pool = redis.BlockingConnectionPool.from_url(config.events.redis_url, max_connections=256, timeout=20)
+    return redis.Redis(connection_pool=pool)

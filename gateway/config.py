@@ -13,6 +13,7 @@ Example::
     read_retries = 2                  # extra attempts for reads; writes are never retried
     rate_limit = 1.6                  # requests per second on average, client side (adapter default if unset)
     rate_burst = 300                  # requests that may go at once before the average applies
+    max_age = { orders = 0, positions = 0, balances = 0 }   # default maxAge (s) of reads; adapter defaults
 
     [[api_keys]]
     name = "advisor-frontend"
@@ -54,7 +55,16 @@ class ConnectionConfig(BaseModel):
     rate_limit: float | None = Field(None, gt=0)
     rate_burst: int | None = Field(None, ge=1)
     verify_tls: bool = True
+    max_age: dict[Literal["orders", "positions", "balances"], float] = Field(default_factory=dict)
     options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("max_age")
+    @classmethod
+    def _ages(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, seconds in v.items():
+            if not 0 <= seconds <= 86_400:
+                raise ValueError(f"max_age.{name} must be between 0 and 86400 seconds")
+        return v
 
     @field_validator("base_url")
     @classmethod
@@ -102,6 +112,7 @@ class LimitsConfig(BaseModel):
     max_tokens: int = 2000
     max_page_size: int = 100
     max_subscriptions_per_connection: int = 20
+    operation_timeout: float = Field(30.0, gt=0, le=600)
 
 
 class EventsConfig(BaseModel):

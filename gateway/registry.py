@@ -7,6 +7,8 @@ import logging
 
 from .brokers import build_adapter
 from .brokers.base import BaseAdapter
+from .brokers.ibkr.claim import LoginInUse
+from .brokers.runtime import Runtime
 from .config import GatewayConfig
 from .domain.errors import OrderNotFound
 
@@ -18,13 +20,20 @@ log = logging.getLogger(__name__)
 class Registry:
     """Connection name → started adapter."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, runtime: Runtime | None = None) -> None:
         self.config = config
-        self.adapters: dict[str, BaseAdapter] = {name: build_adapter(c) for name, c in config.connections.items()}
+        self.runtime = runtime or Runtime()
+        self.adapters: dict[str, BaseAdapter] = {name: build_adapter(c, self.runtime)
+                                                 for name, c in config.connections.items()}
 
     async def start(self) -> None:
+        """Start every adapter; a broker that is down only logs, a login another process serves
+        (``LoginInUse``) refuses the start."""
         results = await asyncio.gather(*(a.start() for a in self.adapters.values()), return_exceptions=True)
         for name, result in zip(self.adapters, results, strict=True):
+            if isinstance(result, LoginInUse):
+                await self.close()
+                raise result
             if isinstance(result, BaseException):
                 log.warning("connection %s did not start: %s", name, result)
 

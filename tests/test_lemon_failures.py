@@ -135,8 +135,9 @@ async def test_order_post_lost_before_creation_is_outcome_unknown(venue: Sandbox
 
 
 async def test_client_side_limiter_keeps_a_burst_under_the_venues_limit() -> None:
-    """60 reads at once against a venue allowing 40 a second: the gateway's bucket (10 at once, then
-    20 a second: at most 30 in any second) spreads them out, so the venue never answers 429."""
+    """60 distinct reads at once (60 windows of one account's positions: nothing to share) against a
+    venue allowing 40 a second: the gateway's windows (at most 10 in any 0.5 s) spread them out, so
+    the venue never answers 429."""
     runner = SandboxRunner(["lemon"], config=EngineConfig.fast(),
                            venue_options={"lemon": {"settings": LemonSettings(rate_limit=40, rate_window=1.0)}})
     await runner.start()
@@ -145,9 +146,11 @@ async def test_client_side_limiter_keeps_a_burst_under_the_venues_limit() -> Non
                                                   read_retries=0))
         async with running_gateway(config) as gateway:
             client = gateway.client(MAIN_KEY)
-            await client.data("Dashboard")
+            account = (await client.data("Dashboard"))["connections"][0]["accounts"][0]["id"]
+            await asyncio.sleep(1.0)  # the Dashboard's reads leave the windows
             started = time.monotonic()
-            bodies = await asyncio.gather(*(client.run("Dashboard") for _ in range(20)))  # 60 upstream reads
+            bodies = await asyncio.gather(*(client.run("AccountPositions", {"id": account, "first": n})
+                                            for n in range(1, 61)))
             elapsed = time.monotonic() - started
         assert all(not body.get("errors") for body in bodies), [b["errors"] for b in bodies if b.get("errors")]
         assert elapsed >= 2.0  # (60 - 10) / 20 per second: the limiter did the spreading

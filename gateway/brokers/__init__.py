@@ -6,6 +6,7 @@ import importlib
 
 from ..config import ConnectionConfig
 from .base import BaseAdapter
+from .runtime import Runtime
 
 __all__ = ["ADAPTERS", "build_adapter"]
 
@@ -18,9 +19,9 @@ ADAPTERS: dict[str, str] = {
 }
 
 
-def build_adapter(config: ConnectionConfig) -> BaseAdapter:
+def build_adapter(config: ConnectionConfig, runtime: Runtime | None = None) -> BaseAdapter:
     """The adapter for ``config.broker``, not yet started."""
     module_name, cls_name = ADAPTERS[config.broker].split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    adapter: BaseAdapter = cls(config)
+    adapter: BaseAdapter = cls(config, runtime)
     return adapter

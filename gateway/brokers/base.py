@@ -18,11 +18,16 @@ from decimal import Decimal
 from typing import Any
 
 from ..config import ConnectionConfig
-from ..domain.enums import Broker, ConnectionStatus, OrderType, Product
+from ..domain.enums import Broker, ConnectionStatus, OrderStatus, OrderType, Product
 from ..domain.errors import GatewayError, NotSupported
-from ..domain.keys import AccountKey, ConfirmationKey, OrderKey, PositionKey
+from ..domain.keys import AccountKey, AllocationGroupKey, ConfirmationKey, OrderKey, PositionKey
 from ..domain.models import Account, AllocationGroup, Order, Position
 from ..domain.requests import OrderFilter, OrderRequest, OrderUpdate, PositionFilter
+from . import budget
+from .pacing import MemoryWindows, PacingRules, RedisWindows
+from .runtime import Runtime, session_name
+from .scheduler import SessionScheduler
+from .snapshots import SnapshotStore
 
 __all__ = ["BaseAdapter", "Capabilities", "Confirmation", "Page", "PlaceOutcome", "WindowQuery"]
 
@@ -65,6 +70,7 @@ class WindowQuery:
     filter: Any = None  # PositionFilter | OrderFilter | None
     offset: int = 0
     limit: int = 100
+    max_age: float | None = None  # seconds; None = the connection's default for the resource
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +89,77 @@ class BaseAdapter:
 
     broker: Broker
     capabilities = Capabilities()
+    #: default ``maxAge`` (seconds) per resource where the broker paces the endpoint behind it
+    default_max_age: dict[str, float] = {}
 
-    def __init__(self, config: ConnectionConfig) -> None:
+    def __init__(self, config: ConnectionConfig, runtime: Runtime | None = None) -> None:
         self.config = config
         self.connection = config.name
         self.status = ConnectionStatus.UP
+        self.runtime = runtime or Runtime()
+        self.session_name = session_name(config)
+        rules = self.pacing_rules()
+        windows = (RedisWindows(rules, self.runtime.redis, self.session_name) if self.runtime.redis is not None
+                   else MemoryWindows(rules))
+        self.scheduler = SessionScheduler(self.connection, rules, windows, metrics=self.runtime.metrics)
+        self.snapshots = SnapshotStore(self.connection, metrics=self.runtime.metrics)
 
-    # -- life cycle -----------------------------------------------------------------------
+    def pacing_rules(self) -> PacingRules:
+        """The session's pacing windows: ``rate_limit`` / ``rate_burst`` of the configuration, else
+        :attr:`default_rate` (the broker's documented limit, requests/s and burst)."""
+        if self.config.rate_limit is not None:
+            return PacingRules.from_rate(self.config.rate_limit, self.config.rate_burst)
+        rate, burst = self.default_rate or (None, None)
+        return PacingRules.from_rate(rate, self.config.rate_burst or burst)
+
+    #: the broker's documented rate limit ``(requests per second, burst)``, if any
+    default_rate: tuple[float, int] | None = None
+
+    def max_age(self, resource: str) -> float:
+        """The ``maxAge`` a read of ``resource`` accepts: the caller's (:data:`.budget.max_age`), else
+        the connection's ``max_age`` setting, else the adapter's default (the broker's pacing window
+        for the endpoint behind it), else 0."""
+        requested = budget.max_age.get()
+        if requested is not None:
+            return requested
+        return float(self.config.max_age.get(resource, self.default_max_age.get(resource, 0.0)))  # type: ignore[call-overload]
+
+    async def snapshot(self, key: tuple[Any, ...], load: Any) -> Any:
+        """``load()``'s value through the connection's snapshots (:mod:`.snapshots`), as old as
+        :meth:`max_age` of the key's resource allows."""
+        return (await self.snapshots.read(key, self.max_age(str(key[0])), load)).value
+
+    async def read_accounts(self) -> list[Account]:
+        """:meth:`fetch_accounts` through the ``balances`` snapshot (accounts carry their cash);
+        every account's ``as_of`` says when it was read."""
+        return list(await self.snapshot(("balances", None), self.fetch_accounts))
+
+    def record_orders(self, orders: Sequence[Order], *, changed: bool = True) -> None:
+        """Orders the gateway learned of outside a read (its own writes, the watchers): the list
+        snapshot ``("orders", account)`` takes each in place; when ``changed``, the account's other
+        order snapshots are dropped (and no read begun before is kept), and its positions and
+        balances too when an order filled."""
+        for order in orders:
+            targets = [order.account_key]
+            if order.allocation_group is not None:
+                targets.append(AccountKey(self.connection, order.allocation_group.name))
+            filled = order.filled_quantity > 0 or order.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
+            for account in targets:
+                listed = ("orders", account)
+                self.snapshots.update(listed, lambda items, o=order: _upsert(items, o))
+                if changed:
+                    dropped = ("orders", "positions", "balances") if filled else ("orders",)
+                    self.snapshots.invalidate(account, dropped, keep=listed)
+            if changed and filled:
+                self.snapshots.invalidate(None, ("balances",))
+
     async def start(self) -> None:
         """Open sessions, log in, start keep-alives. Must not raise when the broker is down."""
 
     async def close(self) -> None:
-        """Close sessions and stop background tasks."""
+        """Close sessions and stop background tasks (subclasses call this last)."""
+        await self.scheduler.close()
+        self.snapshots.clear()
 
     def upstream_calls(self) -> int:
         """How many HTTP requests this adapter has sent (for diagnostics)."""
@@ -115,6 +180,10 @@ class BaseAdapter:
 
     async def fetch_order(self, key: OrderKey) -> Order:
         raise NotImplementedError
+
+    async def fetch_group_orders(self, group: AllocationGroupKey, filter: OrderFilter | None = None) -> list[Order]:
+        """Orders placed for allocation group ``group`` as a whole, newest first."""
+        raise NotSupported(f"{self.broker.name} has no allocation groups", connection=self.connection)
 
     async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
                                        hint: OrderRequest | None = None) -> Order | None:
@@ -162,6 +231,16 @@ class BaseAdapter:
             out.append(Page(items[q.offset:q.offset + q.limit], len(items)))
         return out
 
+    async def _windows(self, queries: Sequence[WindowQuery], resource: str, one: Any) -> list[Page | GatewayError]:
+        """``one(query)`` for each query, concurrently, each through the snapshot of its window
+        (``(resource, account, filter, offset, limit)``); a failing window spoils nothing else."""
+        results = await asyncio.gather(*(self.snapshot((resource, q.account, q.filter, q.offset, q.limit),
+                                                       lambda q=q: one(q)) for q in queries), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                raise result
+        return list(results)
+
     async def _per_account(self, accounts: Sequence[AccountKey], call: Any) -> dict[AccountKey, Any]:
         results = await asyncio.gather(*(call(a) for a in accounts), return_exceptions=True)
         out: dict[AccountKey, Any] = {}
@@ -199,3 +278,13 @@ class BaseAdapter:
 
     def position_key(self, account: AccountKey, instrument_id: str, product: str = "") -> PositionKey:
         return PositionKey(self.connection, account.account_number, instrument_id, product)
+
+
+def _upsert(items: Any, order: Order) -> Any:
+    """``items`` (a snapshot's list of orders) with ``order`` replacing its older self, or first."""
+    if not isinstance(items, list):
+        return items
+    out = [order if o.key == order.key else o for o in items]
+    if not any(o.key == order.key for o in items):
+        out.insert(0, order)
+    return out

@@ -1,22 +1,27 @@
 """The upstream HTTP client every adapter's ``client.py`` builds on.
 
-One aiohttp session per connection; connect and total timeouts on every call; an optional client-side
-rate limit (aiolimiter); reads retried with exponential backoff and jitter on timeouts, connection
-resets, 429 and 5xx, honouring ``Retry-After`` (tenacity); writes never retried. JSON numbers with a
-fraction are parsed as ``Decimal`` so no float reaches the domain, and ``Decimal`` values in request
-bodies are written as exact number literals (simplejson), so none leaves it either.
+One aiohttp session per client; every request first gets its permit from the connection's
+:class:`~.scheduler.SessionScheduler` (pacing, priority, deadline) and is then sent with connect and
+total timeouts no longer than what is left of the caller's deadline. Reads are retried with exponential
+backoff and jitter on timeouts, connection resets, 429 and 5xx, honouring ``Retry-After`` (tenacity),
+and the connection's ``timeout`` bounds the whole read, retries included (counted from when its first
+attempt is sent); writes are never retried. JSON numbers with a fraction are parsed as ``Decimal`` so
+no float reaches the domain, and ``Decimal`` values in request bodies are written as exact number
+literals (simplejson), so none leaves it either.
 
 Errors raised (``gateway.domain.errors``): ``RequestTimeout``, ``BrokerNotAvailable``,
-``RateLimitExceeded``, ``BadResponse``, and whatever the adapter's ``map_error`` makes of a broker
-error body.
+``RateLimitExceeded``, ``BadResponse``, ``BrokerBusy`` (no permit before the deadline: nothing was
+sent), and whatever the adapter's ``map_error`` makes of a broker error body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,14 +29,24 @@ from typing import Any
 
 import aiohttp
 import simplejson
-from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from ..config import ConnectionConfig
-from ..domain.errors import BadResponse, BrokerNotAvailable, GatewayError, RateLimitExceeded, RequestTimeout
+from ..domain.errors import (
+    BadResponse,
+    BrokerBusy,
+    BrokerNotAvailable,
+    GatewayError,
+    RateLimitExceeded,
+    RequestTimeout,
+)
+from . import budget
+from .pacing import PacingRules
+from .scheduler import SessionScheduler
 
-__all__ = ["ErrorMapper", "HttpClient", "HttpResponse"]
+__all__ = ["ErrorMapper", "HttpClient", "HttpResponse", "retry_after_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +70,53 @@ def _dumps(value: Any) -> str:
     return str(simplejson.dumps(value, use_decimal=True, separators=(",", ":")))
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3); ``None`` when
+    absent or unreadable."""
     value = headers.get("Retry-After")
     if value is None:
         return None
     try:
         return max(float(value), 0.0)
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 class _WaitRetryAfter(wait_base):
-    """Wait what the broker's ``Retry-After`` says (capped), else exponential backoff with jitter."""
+    """Wait what the broker's ``Retry-After`` says, else exponential backoff with jitter; never past
+    the deadline (the stop condition gives up instead)."""
 
     def __init__(self, cap: float) -> None:
         self.cap = cap
         self.backoff = wait_exponential_jitter(multiplier=0.1, max=cap, jitter=0.1)
 
     def __call__(self, retry_state: Any) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, RateLimitExceeded) and exc.retry_after is not None:
-            return min(exc.retry_after, self.cap)
+        error = _error_of(retry_state)
+        if isinstance(error, RateLimitExceeded) and error.retry_after is not None:
+            return min(float(error.retry_after), 60.0)
         return float(self.backoff(retry_state))
+
+
+class _StopAtDeadline(stop_base):
+    """Give up when the next wait would end after the deadline (a ``Retry-After`` beyond it, say)."""
+
+    def __init__(self, wait: _WaitRetryAfter, left: Callable[[], float | None]) -> None:
+        self.wait = wait
+        self.left = left
+
+    def __call__(self, retry_state: Any) -> bool:
+        left = self.left()
+        return left is not None and self.wait(retry_state) >= left
+
+
+def _error_of(retry_state: Any) -> GatewayError | None:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    return exc.error if isinstance(exc, _RetryableRead) else exc if isinstance(exc, GatewayError) else None
 
 
 class _RetryableRead(Exception):
@@ -91,30 +131,25 @@ class HttpClient:
     """aiohttp wrapper for one broker connection.
 
     Args:
-        config: the connection's configuration (base URL, timeouts, retries, rate limit, TLS).
+        config: the connection's configuration (base URL, timeouts, retries, TLS).
         map_error: turns a broker error response into a gateway error (the adapter's ``errors.py``).
+        scheduler: the connection's scheduler (one per broker session, shared by all its clients);
+            ``None`` builds a private one from ``config.rate_limit`` (for a client used on its own).
         headers: headers sent on every request (authorisation is added by ``auth_headers``).
         auth_headers: called before each request for the current auth headers (tokens that renew).
-        limiter: a shared limiter, else one built from ``config.rate_limit`` / ``config.rate_burst``, else
-            from ``default_rate`` (the broker's documented limit: requests per second and burst).
-        endpoint_limiter: ``(method, path) → AsyncLimiter | None``: an endpoint's own pacing, awaited
-            on every attempt after the connection's limiter (IBKR paces some endpoints separately).
     """
 
-    def __init__(self, config: ConnectionConfig, map_error: ErrorMapper, *,
+    def __init__(self, config: ConnectionConfig, map_error: ErrorMapper, scheduler: SessionScheduler | None = None, *,
                  headers: Mapping[str, str] | None = None,
-                 auth_headers: Callable[[], Mapping[str, str]] | None = None,
-                 limiter: AsyncLimiter | None = None,
-                 default_rate: tuple[float, int] | None = None,
-                 endpoint_limiter: Callable[[str, str], AsyncLimiter | None] | None = None) -> None:
+                 auth_headers: Callable[[], Mapping[str, str]] | None = None) -> None:
         self.config = config
         self.connection = config.name
         self.base_url = config.base_url
         self.map_error = map_error
+        self.scheduler = scheduler or SessionScheduler(
+            config.name, PacingRules.from_rate(config.rate_limit, config.rate_burst))
         self.headers = dict(headers or {})
         self.auth_headers = auth_headers
-        self.limiter = limiter or _limiter(config.rate_limit, config.rate_burst, default_rate)
-        self.endpoint_limiter = endpoint_limiter
         self._session: aiohttp.ClientSession | None = None
         self.calls = 0
 
@@ -142,20 +177,41 @@ class HttpClient:
             return path
         return self.base_url + path.lstrip("/")
 
+    def _relative(self, url: str) -> str:
+        """The path of ``url`` under the base URL (what pacing rules name), without the query."""
+        rel = url[len(self.base_url):] if url.startswith(self.base_url) else self._path(url)
+        return rel.split("?", 1)[0].strip("/")
+
     async def read(self, method: str, path: str, *, params: Any = None, json_body: Any = None,
                    headers: Mapping[str, str] | None = None) -> HttpResponse:
-        """A call that changes nothing upstream: retried per the connection's retry policy."""
+        """A call that changes nothing upstream: retried per the connection's retry policy within
+        ``timeout`` seconds of its first attempt (and the caller's deadline)."""
+        loop = asyncio.get_running_loop()
+        first: list[float] = []  # when the first attempt was sent
+
+        def left() -> float | None:
+            own = first[0] + self.config.timeout - loop.time() if first else None
+            op = budget.remaining()
+            return own if op is None else op if own is None else min(own, op)
+
+        wait = _WaitRetryAfter(self.config.retry_max_wait)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_RetryableRead),
-            stop=stop_after_attempt(self.config.read_retries + 1),
-            wait=_WaitRetryAfter(self.config.retry_max_wait),
+            stop=stop_after_attempt(self.config.read_retries + 1) | _StopAtDeadline(wait, left),
+            wait=wait,
             reraise=True,
         )
+
+        def sent() -> None:
+            if not first:
+                first.append(loop.time())
+
         try:
             async for attempt in retrying:
-                with attempt:
+                with attempt, budget.within(first[0] + self.config.timeout - loop.time() if first else None):
                     try:
-                        return await self._once(method, path, params=params, json_body=json_body, headers=headers)
+                        return await self._once(method, path, params=params, json_body=json_body, headers=headers,
+                                                sent=sent)
                     except (RequestTimeout, BrokerNotAvailable) as exc:
                         raise _RetryableRead(exc) from exc
         except _RetryableRead as wrapped:
@@ -167,47 +223,52 @@ class HttpClient:
         """A call that may change state upstream (an order write): sent exactly once.
 
         A ``RequestTimeout`` or ``BrokerNotAvailable`` from here means the outcome is unknown: the
-        caller reconciles (look the order up by its client order id), it never resends blindly.
+        caller reconciles (look the order up by its client order id), it never resends blindly. A
+        ``BrokerBusy`` means it was not sent.
         """
         return await self._once(method, path, params=params, json_body=json_body, headers=headers)
 
     async def _once(self, method: str, path: str, *, params: Any, json_body: Any,
-                    headers: Mapping[str, str] | None) -> HttpResponse:
+                    headers: Mapping[str, str] | None, sent: Callable[[], None] | None = None) -> HttpResponse:
         url = self.url(path)
-        hdrs = dict(self.headers)
-        if self.auth_headers is not None:
-            hdrs.update(self.auth_headers())
-        if headers:
-            hdrs.update(headers)
-        if self.limiter is not None:
-            await self.limiter.acquire()
-        if self.endpoint_limiter is not None:
-            own = self.endpoint_limiter(method, path)
-            if own is not None:
-                await own.acquire()
-        self.calls += 1
-        try:
-            async with self.session.request(method, url, params=params, json=json_body, headers=hdrs) as resp:
-                text = await resp.text()
-                response = HttpResponse(resp.status, resp.headers, self._decode(text, resp.status, url), url)
-        except TimeoutError as exc:
-            raise RequestTimeout(f"{method} {self._path(url)} timed out after {self.config.timeout:g}s",
-                                 connection=self.connection) from exc
-        except aiohttp.ClientError as exc:
-            raise BrokerNotAvailable(f"{method} {self._path(url)} failed: {type(exc).__name__}",
+        async with self.scheduler.call(method, self._relative(url)):
+            left = budget.remaining()
+            if left is not None and left <= 0:
+                raise BrokerBusy(f"{method} {self._path(url)}: no time left before the deadline; nothing was sent",
+                                 connection=self.connection, retry_after=1.0)
+            hdrs = dict(self.headers)
+            if self.auth_headers is not None:
+                hdrs.update(self.auth_headers())
+            if headers:
+                hdrs.update(headers)
+            total = self.config.timeout if left is None else min(self.config.timeout, left)
+            timeout = aiohttp.ClientTimeout(total=total, connect=min(self.config.connect_timeout, total))
+            self.calls += 1
+            if sent is not None:
+                sent()
+            try:
+                async with self.session.request(method, url, params=params, json=json_body, headers=hdrs,
+                                                timeout=timeout) as resp:
+                    text = await resp.text()
+                    response = HttpResponse(resp.status, resp.headers, self._decode(text, resp.status, url), url)
+            except TimeoutError as exc:
+                raise RequestTimeout(f"{method} {self._path(url)} timed out after {total:g}s",
                                      connection=self.connection) from exc
+            except aiohttp.ClientError as exc:
+                raise BrokerNotAvailable(f"{method} {self._path(url)} failed: {type(exc).__name__}",
+                                         connection=self.connection) from exc
         error = self.map_error(response)
         if error is not None:
             error.with_connection(self.connection)
             if isinstance(error, RateLimitExceeded) and error.retry_after is None:
-                error.retry_after = _retry_after(response.headers)
+                error.retry_after = retry_after_seconds(response.headers)
             raise error
         if response.status >= 500:
             raise BrokerNotAvailable(f"{method} {self._path(url)} answered HTTP {response.status}",
                                      connection=self.connection)
         if response.status == 429:
             raise RateLimitExceeded(f"{method} {self._path(url)} rate limited", connection=self.connection,
-                                    retry_after=_retry_after(response.headers))
+                                    retry_after=retry_after_seconds(response.headers))
         return response
 
     def _decode(self, text: str, status: int, url: str) -> Any:
@@ -226,17 +287,6 @@ class HttpClient:
         rest = url.split("://", 1)[-1]
         path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
         return path.split("?", 1)[0]
-
-
-def _limiter(rate: float | None, burst: int | None, default: tuple[float, int] | None) -> AsyncLimiter | None:
-    """A leaky bucket of ``burst`` requests draining at ``rate`` per second."""
-    if rate is None:
-        if default is None:
-            return None
-        rate, default_burst = default
-        burst = burst or default_burst
-    burst = burst or max(1, round(rate))
-    return AsyncLimiter(burst, burst / rate)
 
 
 async def gather_settled(*aws: Any) -> list[Any]:

@@ -15,6 +15,8 @@
     └── OperationFailed              the call did not complete: a retry may help
         ├── BrokerNotAvailable       connection refused, reset, 5xx, maintenance
         │   └── RateLimitExceeded    429; ``retry_after`` seconds when the broker says
+        ├── BrokerBusy               the session's queue, pacing or lock could not serve the call
+        │                            before the deadline; nothing was sent; ``retry_after`` seconds
         ├── RequestTimeout           no answer within the configured timeout
         ├── BadResponse              an answer the gateway cannot parse
         └── OrderOutcomeUnknown      an order write whose outcome could not be established
@@ -28,6 +30,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BadResponse",
+    "BrokerBusy",
     "BrokerError",
     "BrokerNotAvailable",
     "GatewayError",
@@ -152,6 +155,17 @@ class RateLimitExceeded(BrokerNotAvailable):
     """The broker answered 429; ``retry_after`` is its ``Retry-After`` in seconds, if given."""
 
     code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: str | None) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class BrokerBusy(OperationFailed):
+    """The call waited for the broker session (its pacing, its queue or its critical section) until
+    the caller's deadline and was **not sent**; ``retry_after`` estimates when it could go."""
+
+    code = "BROKER_BUSY"
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: str | None) -> None:
         super().__init__(message, **kw)

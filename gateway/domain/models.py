@@ -62,6 +62,7 @@ class Account:
     kind: AccountKind = AccountKind.INDIVIDUAL
     allocation_group_names: tuple[str, ...] = ()
     cash: Money | None = None
+    as_of: datetime | None = None  # when the balances (cash) were read from the broker
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -113,6 +114,7 @@ class Order:
     account_known: bool = True
     product: Product | None = None
     notes: str | None = None
+    as_of: datetime | None = None  # when the gateway read (or, for its own writes, received) this state
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property

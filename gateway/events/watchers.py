@@ -203,10 +203,15 @@ class WatcherManager:
         return len(self.tasks)
 
     async def observe(self, account: AccountKey, orders: Iterable[Order]) -> list[OrderEvent]:
-        """Publish the status changes among ``orders`` (compared with the last known statuses)."""
+        """Publish the status changes among ``orders`` (compared with the last known statuses), and
+        give every order to the connection's snapshots (a client reads what the gateway wrote or
+        saw at once; a watcher and a query never read the same thing twice)."""
         published: list[OrderEvent] = []
+        adapter = self.registry.adapters.get(account.connection)
         for order in orders:
             changed, old = await self.state.swap(account, order.key.broker_order_id, order.status.value)
+            if adapter is not None:
+                adapter.record_orders([order], changed=changed)
             if not changed:
                 continue
             event = OrderEvent(order=order, previous_status=OrderStatus(old) if old else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -15,9 +15,9 @@ from ..domain.errors import InvalidInput as InvalidInputError
 from .enums import AssetClassEnum, ErrorCodeEnum
 from .scalars import Decimal
 
-__all__ = ["BrokerUnavailable", "InvalidInput", "Instrument", "Money", "Node", "NotFound", "NotSupported",
-           "OrderOutcomeUnknown", "OrderRejected", "PageInfo", "UserError", "decode_cursor", "encode_cursor",
-           "money", "window"]
+__all__ = ["BrokerUnavailable", "InvalidInput", "Instrument", "MaxAge", "Money", "Node", "NotFound", "NotSupported",
+           "OrderOutcomeUnknown", "OrderRejected", "PageInfo", "UserError", "check_max_age", "decode_cursor",
+           "encode_cursor", "money", "window"]
 
 
 @strawberry.interface(description="An object with an opaque global id, resolvable with `node(id:)`.")
@@ -76,6 +76,22 @@ def decode_cursor(cursor: str) -> int:
     if kind != "offset" or offset < 0:
         raise InvalidInputError("not a valid cursor", field="after")
     return offset
+
+
+#: the ``maxAge`` argument of order and position fields
+MaxAge = Annotated[float | None, strawberry.argument(
+    description="Oldest answer accepted, in seconds: a read may be served from the connection's snapshot when it is "
+                "younger (see `asOf`); 0 reads the broker now. Default: the connection's setting, which is the "
+                "broker's pacing window for the endpoint (IBKR live orders: 5 s) and 0 elsewhere.")]
+
+
+def check_max_age(value: float | None) -> float | None:
+    """``maxAge`` checked: ``None`` or 0‥86 400 seconds; ``InvalidInput`` otherwise."""
+    if value is None:
+        return None
+    if not 0 <= value <= 86_400:
+        raise InvalidInputError("maxAge must be between 0 and 86400 seconds", field="maxAge")
+    return float(value)
 
 
 def window(first: int | None, after: str | None, max_page_size: int) -> tuple[int, int]:

@@ -8,6 +8,7 @@ operation is seen by the next, whatever the transport.
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from graphql import GraphQLError
 from strawberry.types import Info as _Info
 
 from ..auth import Principal
+from ..brokers import budget
 from ..domain.errors import GatewayError
 from ..events import Events
 from ..idempotency import IdempotencyStore, RedisIdempotencyStore
@@ -45,16 +47,25 @@ class Context:
     idempotency: IdempotencyStore | RedisIdempotencyStore
     events: Events
     max_page_size: int = 100
+    operation_timeout: float = 30.0
     request: Any = None
     connection_params: dict[str, Any] | None = None  # the WebSocket connection_init payload
 
-    def begin_operation(self) -> Token[OperationScope | None]:
-        """Open a fresh scope for the operation running in the current task."""
-        return _scope.set(OperationScope(Loaders.build(self.registry)))
+    def begin_operation(self) -> tuple[Token[Any], ...]:
+        """Open a fresh scope for the operation running in the current task: its loaders, its
+        deadline (``operation_timeout`` seconds from now, which every upstream wait respects) and
+        its caller (for each connection's fair share between API keys)."""
+        loop = asyncio.get_running_loop()
+        return (_scope.set(OperationScope(Loaders.build(self.registry))),
+                budget.deadline.set(loop.time() + self.operation_timeout),
+                budget.caller.set(self.principal.name))
 
     @staticmethod
-    def end_operation(token: Token[OperationScope | None]) -> None:
-        _scope.reset(token)
+    def end_operation(tokens: tuple[Token[Any], ...]) -> None:
+        scope, deadline, caller = tokens
+        budget.caller.reset(caller)
+        budget.deadline.reset(deadline)
+        _scope.reset(scope)
 
     @property
     def scope(self) -> OperationScope:

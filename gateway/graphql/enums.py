@@ -120,5 +120,8 @@ class ErrorCodeEnum(Enum):
                         description="The order's outcome could not be established; look it up by client order id.")
     RATE_LIMITED = v("RATE_LIMITED", description="The broker's rate limit was hit.")
     BROKER_UNAVAILABLE = v("BROKER_UNAVAILABLE", description="The broker could not be reached or failed.")
+    BROKER_BUSY = v("BROKER_BUSY", description="The broker session (its pacing, queue or critical section) could not "
+                                              "take the call before the deadline; nothing was sent. Retry after "
+                                              "`retryAfterSeconds`.")
     UNAUTHENTICATED = v("UNAUTHENTICATED", description="The broker session is not authenticated.")
     FORBIDDEN = v("FORBIDDEN", description="The operation is not allowed for the caller.")

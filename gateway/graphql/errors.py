@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
+from ..brokers import budget
 from ..domain import errors as e
 
 __all__ = ["ErrorCodes", "extension_code", "to_graphql_error"]
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 _QUERY_CODES: list[tuple[type[e.GatewayError], str]] = [
     (e.InvalidInput, "BAD_USER_INPUT"),
     (e.RateLimitExceeded, "RATE_LIMITED"),
+    (e.BrokerBusy, "BROKER_BUSY"),
     (e.OperationFailed, "BROKER_UNAVAILABLE"),
     (e.AuthenticationError, "UNAUTHENTICATED"),
     (e.PermissionDenied, "FORBIDDEN"),
@@ -50,8 +54,8 @@ def _extensions(error: e.GatewayError) -> dict[str, Any]:
         ext["connection"] = error.connection
     if isinstance(error, e.InvalidInput) and error.field:
         ext["field"] = error.field
-    if isinstance(error, e.RateLimitExceeded) and error.retry_after is not None:
-        ext["retryAfterSeconds"] = int(error.retry_after)
+    if isinstance(error, e.RateLimitExceeded | e.BrokerBusy) and error.retry_after is not None:
+        ext["retryAfter"] = math.ceil(error.retry_after)
     if error.broker_code:
         ext["brokerCode"] = error.broker_code
     return ext
@@ -65,8 +69,16 @@ _TOO_COMPLEX = ("exceeds maximum operation depth", "aliases found. Allowed", "Do
 
 
 class ErrorCodes(SchemaExtension):
-    """Opens each operation's scope (fresh loaders, see ``Context``), gives every error an
+    """Opens each operation's scope (fresh loaders, deadline and caller, see ``Context``), runs a
+    mutation's upstream calls at write priority and on fresh reads, gives every error an
     ``extensions.code``, appends the operation's partial errors, masks the unexpected ones."""
+
+    def on_execute(self) -> Iterator[None]:
+        if self.execution_context.operation_type is not OperationType.MUTATION:
+            yield
+            return
+        with budget.writing(), budget.fresh():
+            yield
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context.context

@@ -1,6 +1,8 @@
-"""Per-request DataLoaders (aiodataloader), built in ``get_context`` and never shared between
-requests or principals. Each batches by connection: one adapter call per connection (or per
-account where the broker has no batch read), whatever number of fields or items the query selects.
+"""Per-operation DataLoaders (aiodataloader), never shared between operations or principals. Each
+batches by connection: one adapter call per connection (or per account where the broker has no batch
+read), whatever number of fields or items the query selects. What outlives the operation is the
+connections' snapshots (``gateway.brokers.snapshots``): keys carry the ``maxAge`` the field asked for,
+and the adapter is called with it (``budget.accepting``).
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from typing import Any
 
 from aiodataloader import DataLoader
 
+from ..brokers import budget
 from ..brokers.base import Page, WindowQuery
 from ..domain.errors import GatewayError, OrderNotFound
 from ..domain.keys import AccountKey, AllocationGroupKey, OrderKey
 from ..domain.models import Account, AllocationGroup, Order
 from ..registry import Registry
 
-__all__ = ["Loaders"]
+__all__ = ["GroupWindow", "Loaders"]
 
 
 def _group(keys: Sequence[Any]) -> dict[str, list[int]]:
@@ -39,7 +42,7 @@ class AccountsByConnectionLoader(_Loader):
     """connection name → ``list[Account]`` (``fetch_accounts``)."""
 
     async def batch_load_fn(self, keys: Sequence[str]) -> list[list[Account] | GatewayError]:
-        results = await asyncio.gather(*(self.registry.get(k).fetch_accounts() for k in keys), return_exceptions=True)
+        results = await asyncio.gather(*(self.registry.get(k).read_accounts() for k in keys), return_exceptions=True)
         return [_settle(r, k) for r, k in zip(results, keys, strict=True)]
 
 
@@ -59,16 +62,23 @@ class _PagesLoader(_Loader):
         out: list[Page | GatewayError] = [OrderNotFound("not loaded")] * len(keys)
         groups = _group(keys)
 
-        async def one(conn: str, idx: list[int]) -> None:
+        async def one(conn: str, idx: list[int], max_age: float | None) -> None:
             adapter = self.registry.get(conn)
             try:
-                pages = await getattr(adapter, self.method)([keys[i] for i in idx])
+                with budget.accepting(max_age):
+                    pages = await getattr(adapter, self.method)([keys[i] for i in idx])
             except GatewayError as exc:
                 pages = [exc.with_connection(conn)] * len(idx)
             for i, page in zip(idx, pages, strict=True):
                 out[i] = page.with_connection(conn) if isinstance(page, GatewayError) else page
 
-        await asyncio.gather(*(one(c, idx) for c, idx in groups.items()))
+        calls = []
+        for conn, idx in groups.items():
+            by_age: dict[float | None, list[int]] = {}
+            for i in idx:
+                by_age.setdefault(keys[i].max_age, []).append(i)
+            calls.extend(one(conn, same, age) for age, same in by_age.items())
+        await asyncio.gather(*calls)
         return out
 
 
@@ -84,13 +94,42 @@ class OrdersByAccountLoader(_PagesLoader):
     method = "fetch_orders_pages"
 
 
-class OrderByKeyLoader(_Loader):
-    """``OrderKey`` → ``Order`` (``fetch_order``)."""
+class OrdersByGroupLoader(_Loader):
+    """``GroupWindow`` (allocation group, filter, window, maxAge) → ``Page`` of the group's orders
+    (``fetch_group_orders``: IBKR switches the session to the group)."""
 
-    async def batch_load_fn(self, keys: Sequence[OrderKey]) -> list[Order | GatewayError]:
-        results = await asyncio.gather(*(self.registry.get(k.connection).fetch_order(k) for k in keys),
-                                       return_exceptions=True)
-        return [_settle(r, k.connection) for r, k in zip(results, keys, strict=True)]
+    async def batch_load_fn(self, keys: Sequence[GroupWindow]) -> list[Page | GatewayError]:
+        async def one(k: GroupWindow) -> Page:
+            adapter = self.registry.get(k.group.connection)
+            with budget.accepting(k.max_age):
+                orders = await adapter.fetch_group_orders(k.group, k.filter)
+            return Page(orders[k.offset:k.offset + k.limit], len(orders))
+
+        results = await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+        return [_settle(r, k.group.connection) for r, k in zip(results, keys, strict=True)]
+
+
+class OrderByKeyLoader(_Loader):
+    """``(OrderKey, maxAge)`` → ``Order`` (``fetch_order``)."""
+
+    async def batch_load_fn(self, keys: Sequence[tuple[OrderKey, float | None]]) -> list[Order | GatewayError]:
+        async def one(key: OrderKey, max_age: float | None) -> Order:
+            with budget.accepting(max_age):
+                return await self.registry.get(key.connection).fetch_order(key)
+
+        results = await asyncio.gather(*(one(k, age) for k, age in keys), return_exceptions=True)
+        return [_settle(r, k.connection) for r, (k, _) in zip(results, keys, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupWindow:
+    """One allocation group's order list, filtered, from ``offset`` for ``limit`` items."""
+
+    group: AllocationGroupKey
+    filter: Any = None
+    offset: int = 0
+    limit: int = 100
+    max_age: float | None = None
 
 
 def _settle(result: Any, connection: str) -> Any:
@@ -109,6 +148,7 @@ class Loaders:
     allocation_groups_by_connection: AllocationGroupsByConnectionLoader
     positions_by_account: PositionsByAccountLoader
     orders_by_account: OrdersByAccountLoader
+    orders_by_group: OrdersByGroupLoader
     order_by_key: OrderByKeyLoader
 
     @classmethod
@@ -118,6 +158,7 @@ class Loaders:
             AllocationGroupsByConnectionLoader(registry),
             PositionsByAccountLoader(registry),
             OrdersByAccountLoader(registry),
+            OrdersByGroupLoader(registry),
             OrderByKeyLoader(registry),
         )
 

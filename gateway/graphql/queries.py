@@ -15,7 +15,7 @@ from ..domain.keys import AccountKey, AllocationGroupKey, ConnectionKey, OrderKe
 from ..domain.requests import PositionFilter as DomainPositionFilter
 from .account.types import Account
 from .allocation_group.types import AllocationGroup
-from .common import Node, window
+from .common import MaxAge, Node, check_max_age, window
 from .connection.types import BrokerConnection
 from .context import Info
 from .enums import BrokerEnum
@@ -62,10 +62,10 @@ async def find_position(info: Info, key: PositionKey) -> models.Position | None:
 
 
 async def _merged(info: Info, loader: Any, flt: Any, first: int | None, after: str | None,
-                  sort_key: Any) -> tuple[Page, int]:
+                  sort_key: Any, max_age: float | None = None) -> tuple[Page, int]:
     offset, limit = window(first, after, info.context.max_page_size)
     accounts = await _accounts(info)
-    queries = [WindowQuery(a.key, flt, 0, offset + limit) for a in accounts]
+    queries = [WindowQuery(a.key, flt, 0, offset + limit, max_age) for a in accounts]
     results = await asyncio.gather(*(loader.load(q) for q in queries), return_exceptions=True)
     items: list[Any] = []
     total = 0
@@ -100,7 +100,7 @@ class Query:
                 group = await info.context.loaders.allocation_group(key)
                 return AllocationGroup.from_domain(group) if group else None
             if isinstance(key, OrderKey):
-                return Order.from_domain(await info.context.loaders.order_by_key.load(key))
+                return Order.from_domain(await info.context.loaders.order_by_key.load((key, None)))
             if isinstance(key, PositionKey):
                 position = await find_position(info, key)
                 return Position.from_domain(position) if position else None
@@ -130,31 +130,33 @@ class Query:
         return [AllocationGroup.from_domain(g) for g in groups]
 
     @strawberry.field(description="One order by id; null when it does not exist or is not the caller's.")
-    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+    async def order(self, info: Info, id: strawberry.ID, max_age: MaxAge = None) -> Order | None:
+        age = check_max_age(max_age)
         key = decode(id, OrderKey, info.context.principal)
         if key is None or key.connection not in info.context.registry.adapters:
             return None
         try:
-            return Order.from_domain(await info.context.loaders.order_by_key.load(key))
+            return Order.from_domain(await info.context.loaders.order_by_key.load((key, age)))
         except OrderNotFound:
             return None
 
     @strawberry.field(description="Orders of every account the caller may see, newest first.")
     async def orders(self, info: Info, first: int | None = None, after: str | None = None,
-                     filter: OrderFilter | None = None) -> OrderConnection:
+                     filter: OrderFilter | None = None, max_age: MaxAge = None) -> OrderConnection:
         from datetime import UTC, datetime
 
         oldest = datetime.min.replace(tzinfo=UTC)
         page, offset = await _merged(info, info.context.loaders.orders_by_account,
                                      filter.to_domain() if filter else None, first, after,
-                                     lambda o: (-(o.created_at or oldest).timestamp(), o.key.broker_order_id))
+                                     lambda o: (-(o.created_at or oldest).timestamp(), o.key.broker_order_id),
+                                     check_max_age(max_age))
         return OrderConnection.build(page, offset)
 
     @strawberry.field(description="Positions of every account the caller may see.")
     async def positions(self, info: Info, first: int | None = None, after: str | None = None,
-                        filter: PositionFilter | None = None) -> PositionConnection:
+                        filter: PositionFilter | None = None, max_age: MaxAge = None) -> PositionConnection:
         flt: DomainPositionFilter | None = filter.to_domain() if filter else None
         page, offset = await _merged(info, info.context.loaders.positions_by_account, flt, first, after,
                                      lambda p: (p.key.connection, p.key.account_number, p.instrument.symbol or "",
-                                                p.key.instrument_id))
+                                                p.key.instrument_id), check_max_age(max_age))
         return PositionConnection.build(page, offset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import strawberry
@@ -89,7 +90,8 @@ def to_user_error(exc: e.GatewayError, *, outcome_unknown: bool = True
         return OrderRejected(code=code, message=msg, broker_code=exc.broker_code, broker_message=exc.broker_message)
     if isinstance(exc, e.OrderOutcomeUnknown) and outcome_unknown:
         return OrderOutcomeUnknown(code=ErrorCodeEnum.OUTCOME_UNKNOWN, message=msg, client_order_id=exc.client_order_id)
-    if isinstance(exc, e.RateLimitExceeded):
-        retry = int(exc.retry_after) if exc.retry_after is not None else None
-        return BrokerUnavailable(code=ErrorCodeEnum.RATE_LIMITED, message=msg, retry_after_seconds=retry)
+    if isinstance(exc, e.RateLimitExceeded | e.BrokerBusy):
+        retry = math.ceil(exc.retry_after) if exc.retry_after is not None else None
+        code = ErrorCodeEnum.RATE_LIMITED if isinstance(exc, e.RateLimitExceeded) else ErrorCodeEnum.BROKER_BUSY
+        return BrokerUnavailable(code=code, message=msg, retry_after_seconds=retry)
     return BrokerUnavailable(code=ErrorCodeEnum.BROKER_UNAVAILABLE, message=msg, retry_after_seconds=None)

@@ -13,8 +13,8 @@ from ibkr_support import BIG, CONNECTION, MASTER, SUBS, Ctx, make_adapter, order
 
 from gateway.brokers.base import Confirmation
 from gateway.domain.enums import AccountKind, AllocationMethod, OrderSide, OrderStatus, OrderType
-from gateway.domain.errors import AuthenticationError, InvalidOrder, OrderNotFound
-from gateway.domain.keys import AccountKey
+from gateway.domain.errors import AuthenticationError, IdempotencyConflict, InvalidOrder, OrderNotFound
+from gateway.domain.keys import AccountKey, ConfirmationKey
 from gateway.domain.models import Order
 from gateway.domain.requests import OrderUpdate
 from gateway.sandbox.engine import EngineConfig
@@ -132,14 +132,17 @@ async def test_ibkr_o163_confirm_places_and_decline_places_nothing(ctx: Ctx) -> 
     placed = await ctx.adapter.confirm_order(asked.key, True)
     assert isinstance(placed, Order) and placed.client_order_id == "o163-yes"
     assert placed.limit_price is not None and placed.limit_price.amount == Decimal(far)
-    with pytest.raises(OrderNotFound):  # a confirmation is answered once
-        await ctx.adapter.confirm_order(asked.key, True)
+    again = await ctx.adapter.confirm_order(asked.key, True)  # answered once; asked again, the same answer
+    assert isinstance(again, Order) and again.key == placed.key
 
     asked = await ctx.adapter.create_order(order("o163-no", account=SUBS[4], kind=OrderType.LIMIT, limit=far))
     assert isinstance(asked, Confirmation)
     assert await ctx.adapter.confirm_order(asked.key, False) is None
+    assert await ctx.adapter.confirm_order(asked.key, True) is None  # declined stays declined
     coids = [o["client_order_id"] for o in (await ctx.state())["orders"]]
-    assert "o163-yes" in coids and "o163-no" not in coids
+    assert coids.count("o163-yes") == 1 and "o163-no" not in coids
+    with pytest.raises(OrderNotFound):  # only a confirmation never issued is unknown
+        await ctx.adapter.confirm_order(ConfirmationKey(CONNECTION, "never-issued"), True)
 
 
 async def test_ibkr_two_concurrent_placements_with_questions_do_not_cross(ctx: Ctx) -> None:
@@ -174,10 +177,15 @@ async def test_ibkr_positions_of_250_position_account_page(ctx: Ctx) -> None:
     assert all(isinstance(p.quantity, Decimal) and p.market_price is not None for p in positions)
 
 
-async def test_ibkr_duplicate_client_order_id_rejected(ctx: Ctx) -> None:
-    await ctx.adapter.create_order(order("dup-1", account=SUBS[2]))
-    with pytest.raises(InvalidOrder, match="already registered"):
-        await ctx.adapter.create_order(order("dup-1", account=SUBS[2]))
+async def test_ibkr_duplicate_client_order_id_resolves_to_the_existing_order(ctx: Ctx) -> None:
+    first = await ctx.adapter.create_order(order("dup-1", account=SUBS[2], kind=OrderType.LIMIT, limit="226.00"))
+    again = await ctx.adapter.create_order(order("dup-1", account=SUBS[2], kind=OrderType.LIMIT, limit="226.00"))
+    assert isinstance(first, Order) and isinstance(again, Order) and again.key == first.key  # "already registered"
+    with pytest.raises(IdempotencyConflict):  # the id names another order than this one
+        await ctx.adapter.create_order(order("dup-1", account=SUBS[2], kind=OrderType.LIMIT, limit="226.00",
+                                             quantity="2"))
+    coids = [o["client_order_id"] for o in (await ctx.state())["orders"]]
+    assert coids.count("dup-1") == 1
 
 
 async def test_ibkr_modify_then_cancel_working_order(ctx: Ctx) -> None:
@@ -238,7 +246,7 @@ async def test_ibkr_question_voided_by_another_order_is_confirmed_by_sending_aga
 
 
 async def test_ibkr_confirmation_expires(ctx: Ctx) -> None:
-    ctx.adapter.session.confirmation_ttl = 0.1
+    ctx.adapter.confirmations.ttl = 0.1
     try:
         asked = await ctx.adapter.create_order(order("ttl-1", account=SUBS[7], kind=OrderType.LIMIT, limit="260"))
         assert isinstance(asked, Confirmation)
@@ -247,7 +255,7 @@ async def test_ibkr_confirmation_expires(ctx: Ctx) -> None:
             await ctx.adapter.confirm_order(asked.key, True)
         assert "ttl-1" not in {o["client_order_id"] for o in (await ctx.state())["orders"]}
     finally:
-        ctx.adapter.session.confirmation_ttl = 5.0
+        ctx.adapter.confirmations.ttl = 5.0
 
 
 async def test_ibkr_lost_order_answer_is_reconciled_by_client_order_id(ctx: Ctx) -> None:
@@ -260,7 +268,8 @@ async def test_ibkr_lost_order_answer_is_reconciled_by_client_order_id(ctx: Ctx)
 
 
 async def test_ibkr_tickle_keeps_alive_and_notices_logout(ctx: Ctx) -> None:
-    adapter = make_adapter(ctx.base_url, ctx.venue, tickle_interval=0.05, tickle_interval_min=0)
+    # a second adapter on the same login, for its tickles only (it never switches the session)
+    adapter = make_adapter(ctx.base_url, ctx.venue, tickle_interval=0.05, tickle_interval_min=0, claim_login=False)
     count = 0
 
     async def tickles() -> int:

@@ -193,7 +193,10 @@ async def test_ibkr_o163_confirm_places_and_decline_places_nothing(book: Book) -
     assert wire[placed["order"]["brokerOrderId"]]["client_order_id"] == placed["order"]["clientOrderId"]
     again = (await book.gql.data("ConfirmOrder", {"input": {"confirmationId": asked["confirmationId"],
                                                             "accept": True}}))["confirmOrder"]
-    assert again["__typename"] == "NotFound"  # answered once
+    assert again["__typename"] == "OrderPlaced"  # answered once; asked again, the same answer
+    assert again["order"]["id"] == placed["order"]["id"]
+    assert [o["client_order_id"] for o in (await book.venue_orders()).values()].count(
+        placed["order"]["clientOrderId"]) == 1
 
     count = len(wire)
     asked = (await book.gql.data("PlaceOrder", _limit_order(book.accounts[SUBS[4]], far)))["placeOrder"]

@@ -38,8 +38,10 @@ from ...domain.keys import AccountKey, OrderKey
 from ...domain.models import Account, Money, Order, Position
 from ...domain.requests import OrderFilter, OrderRequest, OrderUpdate, PositionFilter
 from ..base import BaseAdapter, Capabilities, PlaceOutcome
+from ..pacing import PacingRules
+from ..runtime import Runtime
 from .builders import closing_side, conversion_body, modify_body, place_item, sqroff_item, wire_quantity
-from .client import AliceBlueClient
+from .client import DOCUMENTED_PACING, AliceBlueClient
 from .contracts import ContractMaster
 from .errors import error_for_code
 from .parsing import CURRENCY, dec, parse_order
@@ -64,9 +66,9 @@ class AliceBlueAdapter(BaseAdapter):
         fractional_quantities=False,
     )
 
-    def __init__(self, config: ConnectionConfig) -> None:
-        super().__init__(config)
-        self.client = AliceBlueClient(config)
+    def __init__(self, config: ConnectionConfig, runtime: Runtime | None = None) -> None:
+        super().__init__(config, runtime)
+        self.client = AliceBlueClient(config, self.scheduler)
         self.contracts = ContractMaster(self.client.contract_master)
         self.device_id = str(config.options.get("device_id", "broker-gateway"))
 
@@ -80,8 +82,13 @@ class AliceBlueAdapter(BaseAdapter):
         except GatewayError as exc:
             self.status = ConnectionStatus.UNAUTHENTICATED if exc.code == "UNAUTHENTICATED" else ConnectionStatus.DOWN
 
+    def pacing_rules(self) -> PacingRules:
+        """aliceblue.md: 1 800 requests per 15 minutes, unless ``rate_limit`` is set."""
+        return super().pacing_rules() if self.config.rate_limit is not None else DOCUMENTED_PACING
+
     async def close(self) -> None:
         await self.client.close()
+        await super().close()
 
     def upstream_calls(self) -> int:
         return self.client.calls
@@ -114,18 +121,23 @@ class AliceBlueAdapter(BaseAdapter):
         """GET holdings/CNC, holdings/MTF and positions (concurrently) merged into positions; see
         ``positions.py`` for the rule. Empty books (EC920 / EC922) are empty lists."""
         number = await self._account_number(account)
+        positions: list[Position] = await self.snapshot(("positions", account), lambda: self._read_positions(number))
+        return [p for p in positions if filter is None or filter.matches(p)]
+
+    async def _read_positions(self, number: str) -> list[Position]:
         cnc, mtf, lines = await asyncio.gather(self.client.holdings("CNC"), self.client.holdings("MTF"),
                                                self.client.positions())
         holdings = [(r, Product.LONGTERM) for r in cnc] + [(r, Product.MTF) for r in mtf]
-        positions = merge_positions(holdings, lines, self.connection, number, datetime.now(UTC),
-                                    self.contracts.isin_for)
-        return [p for p in positions if filter is None or filter.matches(p)]
+        return merge_positions(holdings, lines, self.connection, number, datetime.now(UTC), self.contracts.isin_for)
 
     async def fetch_orders(self, account: AccountKey, filter: OrderFilter | None = None) -> list[Order]:
         """GET orders/book: today's orders (EC916 is an empty list)."""
         await self._account_number(account)
-        orders = [parse_order(row, self.connection, self._isin(row)) for row in await self.client.orders_book()]
+        orders: list[Order] = await self.snapshot(("orders", account), self._read_book)
         return [o for o in orders if filter is None or filter.matches(o)]
+
+    async def _read_book(self) -> list[Order]:
+        return [parse_order(row, self.connection, self._isin(row)) for row in await self.client.orders_book()]
 
     async def fetch_order(self, key: OrderKey) -> Order:
         """The order ``key`` from GET orders/book; ``OrderNotFound`` when the book has none."""

@@ -20,6 +20,8 @@ from urllib.parse import urljoin
 from ...config import ConnectionConfig
 from ...domain.errors import AuthenticationError, BadResponse
 from ..http import HttpClient, HttpResponse
+from ..pacing import PacingRules, Window
+from ..scheduler import SessionScheduler
 from .errors import SESSION_CODES, is_empty, map_error
 
 __all__ = ["DEFAULT_CONTRACT_MASTER_URL", "AliceBlueClient"]
@@ -27,19 +29,20 @@ __all__ = ["DEFAULT_CONTRACT_MASTER_URL", "AliceBlueClient"]
 DEFAULT_CONTRACT_MASTER_URL = "https://v2api.aliceblueonline.com/restpy/contract_master"
 
 
-#: aliceblue.md: 1800 requests per 15 minutes; a bucket of 90 draining 1.9 a second never exceeds it
-DOCUMENTED_RATE = (1.9, 90)
+#: aliceblue.md: 1800 requests per 15 minutes (and never more than 90 in any 47 s, so a burst cannot
+#: spend the quarter hour's allowance at once)
+DOCUMENTED_PACING = PacingRules((Window(90, 47.0), Window(1800, 900.0)))
 
 
 class AliceBlueClient:
     """One Alice Blue login (one ``clientId``) over one aiohttp session."""
 
-    def __init__(self, config: ConnectionConfig) -> None:
+    def __init__(self, config: ConnectionConfig, scheduler: SessionScheduler | None = None) -> None:
         self.config = config
-        self.http = HttpClient(config, map_error, headers={"Accept": "application/json"},
-                               auth_headers=self._auth_headers, default_rate=DOCUMENTED_RATE)
+        self.http = HttpClient(config, map_error, scheduler, headers={"Accept": "application/json"},
+                               auth_headers=self._auth_headers)
         # the contract master is public and may live on another host: never send the session there
-        self.public = HttpClient(config, map_error, headers={"Accept": "application/json"})
+        self.public = HttpClient(config, map_error, self.http.scheduler, headers={"Accept": "application/json"})
         self.session_token: str | None = config.credential("user_session")
         self.client_id: str | None = config.credential("user_id")
         self.logins = 0

@@ -11,7 +11,6 @@ are sent with ``ClientId`` = the request's ``client_order_id``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from ...domain.models import Account, Order, Position
 from ...domain.requests import InstrumentRef, OrderFilter, OrderRequest, OrderUpdate, PositionFilter
 from ..base import BaseAdapter, Capabilities, Page, PlaceOutcome, WindowQuery
 from ..http import HttpResponse
+from ..runtime import Runtime
 from .builders import place_body, replace_body, square_off_body
 from .client import EtnaClient
 from .filters import order_filter, position_filter, string_literal
@@ -61,9 +61,9 @@ class EtnaAdapter(BaseAdapter):
     broker = Broker.ETNA
     capabilities = Capabilities(modify_order=True, order_types=frozenset(OrderType), fractional_quantities=False)
 
-    def __init__(self, config: ConnectionConfig) -> None:
-        super().__init__(config)
-        self.client = EtnaClient(config)
+    def __init__(self, config: ConnectionConfig, runtime: Runtime | None = None) -> None:
+        super().__init__(config, runtime)
+        self.client = EtnaClient(config, self.scheduler)
         self.securities = SecurityMap(self.client)
         self.user_id = config.credential("user_id") or "@me"
         positions_page = int(config.options.get("positions_page_size", 99))
@@ -85,6 +85,7 @@ class EtnaAdapter(BaseAdapter):
 
     async def close(self) -> None:
         await self.client.close()
+        await super().close()
 
     def upstream_calls(self) -> int:
         return self.client.calls
@@ -141,11 +142,11 @@ class EtnaAdapter(BaseAdapter):
     async def fetch_positions_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
         """Windows of position lists: one ETNA page per window when the filter is fully pushed
         down (``pageNumber`` / ``pageSize`` / ``TotalCount``), else the whole list sliced."""
-        return await self._windows(queries, self._positions_window)
+        return await self._windows(queries, "positions", self._positions_window)
 
     async def fetch_orders_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
         """Windows of order lists (newest first); see :meth:`fetch_positions_pages`."""
-        return await self._windows(queries, self._orders_window)
+        return await self._windows(queries, "orders", self._orders_window)
 
     async def _positions_window(self, q: WindowQuery) -> Page:
         push = position_filter(q.filter)
@@ -173,13 +174,6 @@ class EtnaAdapter(BaseAdapter):
             return Page(items[q.offset:q.offset + q.limit], len(items))
         raws, total = got
         return Page(await self._parse_orders(q.account.account_number, raws, flt.symbol if flt else None), total)
-
-    async def _windows(self, queries: Sequence[WindowQuery], one: Any) -> list[Page | GatewayError]:
-        results = await asyncio.gather(*(one(q) for q in queries), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
-                raise result
-        return list(results)
 
     async def fetch_order(self, key: OrderKey) -> Order:
         """One order (``GET v1.0/accounts/{id}/orders/{orderId}``); OrderNotFound when unknown."""

@@ -14,6 +14,7 @@ from typing import Any
 from ...config import ConnectionConfig
 from ...domain.errors import AuthenticationError
 from ..http import HttpClient, HttpResponse
+from ..scheduler import SessionScheduler
 from .auth import TokenManager
 from .errors import UNAUTHORIZED, map_error
 
@@ -21,13 +22,13 @@ __all__ = ["EtnaClient"]
 
 
 class EtnaClient:
-    def __init__(self, config: ConnectionConfig) -> None:
+    def __init__(self, config: ConnectionConfig, scheduler: SessionScheduler | None = None) -> None:
         app_key = config.credential("app_key") or ""
         static = {"Et-App-Key": app_key, "Accept": "application/json"}
-        self.http_auth = HttpClient(config, map_error, headers=static)
+        self.http_auth = HttpClient(config, map_error, scheduler, headers=static)
         self.tokens = TokenManager(self.http_auth, config)
-        self.http = HttpClient(config, map_error, headers=static, auth_headers=self.tokens.headers,
-                               limiter=self.http_auth.limiter)
+        self.http = HttpClient(config, map_error, self.http_auth.scheduler, headers=static,
+                               auth_headers=self.tokens.headers)
 
     @property
     def calls(self) -> int:

@@ -2,17 +2,23 @@
 
 Every verb does build → call → parse. The Client Portal session is shared state: the selected
 account, the reply chain of a pending order and the pacing limits belong to the session, not to a
-request, so :class:`.session.SessionState` serialises what must not interleave (see there) and
-:mod:`.pacing` keeps the gateway under IBKR's documented pacing.
+request. The connection's scheduler (:mod:`..scheduler`) keeps every call under IBKR's documented
+pacing (:mod:`.pacing`), writes ahead of reads; its critical section (:mod:`..section`, shared by the
+replicas through Redis when configured) serialises a switch with the calls that need the selection
+(:mod:`.session` says how); live orders, positions and balances are read through the connection's
+snapshots (:mod:`..snapshots`), so that concurrent identical reads cost one call and a read may be
+served from a snapshot as old as its ``maxAge`` (live orders: one pacing window by default).
 
 Connection options: ``global_rate``, ``slow_interval``, ``tickle_interval_min`` (pacing, see
 :mod:`.pacing`); ``tickle_interval`` seconds between keep-alive tickles (60); ``confirmation_ttl``
 seconds a reply question may be confirmed (120); ``orders_repoll_delay`` seconds before re-reading
 an empty orders snapshot that may be cold (1.0); ``reference_ttl`` seconds the account list
 (``portfolio/accounts`` / ``subaccounts``, paced 1 per 5 s) and the allocation groups are kept (300);
-``verify_tls`` (the CP gateway's certificate is self-signed); ``ws_url`` (default: the base URL's
-``ws``), ``ws_retry`` seconds between socket attempts (5) and ``ws_silence`` seconds without a frame
-before the socket counts as dead (35), see :mod:`.stream`.
+``lease_ttl`` seconds of the critical section's Redis lease (5); ``session`` a name for the login
+that every replica shares (default: derived from base URL and credentials); ``verify_tls`` (the CP
+gateway's certificate is self-signed); ``ws_url`` (default: the base URL's ``ws``), ``ws_retry``
+seconds between socket attempts (5) and ``ws_silence`` seconds without a frame before the socket
+counts as dead (35), see :mod:`.stream`.
 """
 
 from __future__ import annotations
@@ -26,27 +32,23 @@ from typing import Any
 
 from ...config import ConnectionConfig
 from ...domain.enums import AccountKind, Broker, ConnectionStatus, OrderType
-from ...domain.errors import (
-    AuthenticationError,
-    GatewayError,
-    OrderNotFound,
-)
-from ...domain.keys import AccountKey, OrderKey
+from ...domain.errors import AuthenticationError, BadResponse, GatewayError, OrderNotFound
+from ...domain.keys import AccountKey, AllocationGroupKey, OrderKey
 from ...domain.models import Account, AllocationGroup, Money, Order, Position
 from ...domain.requests import OrderFilter, OrderRequest, PositionFilter
+from .. import budget
 from ..base import BaseAdapter, Capabilities
 from ..http import HttpResponse
+from ..pacing import PacingRules
+from ..runtime import Runtime
+from ..section import Held, RedisLease, SessionSection
 from .cache import Shared
+from .claim import LoginClaim
 from .client import IbkrClient
+from .confirmations import ConfirmationStore, RedisConfirmationStore
 from .instruments import InstrumentResolver
-from .pacing import Pacing
-from .parsing import (
-    dec,
-    parse_account,
-    parse_allocation_group,
-    parse_live_order,
-    parse_position,
-)
+from .pacing import ibkr_pacing
+from .parsing import dec, parse_account, parse_allocation_group, parse_live_order, parse_position
 from .session import SessionState
 from .stream import watch_orders, ws_url
 from .writes import OrderWrites
@@ -55,6 +57,9 @@ __all__ = ["IbkrAdapter"]
 
 log = logging.getLogger(__name__)
 _SESSION_PATHS = ("/tickle", "/iserver/auth/status")
+SWITCH = ("POST", "iserver/account")
+LIVE_ORDERS = ("GET", "iserver/account/orders")
+PREFLIGHT = ("GET", "iserver/accounts")
 
 
 class IbkrAdapter(OrderWrites, BaseAdapter):
@@ -65,20 +70,26 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
                                 order_types=frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP,
                                                        OrderType.STOP_LIMIT}))
 
-    def __init__(self, config: ConnectionConfig) -> None:
+    def __init__(self, config: ConnectionConfig, runtime: Runtime | None = None) -> None:
         opts = config.options
         if opts.get("verify_tls") is False and config.verify_tls:
             config = config.model_copy(update={"verify_tls": False})
-        super().__init__(config)
-        pacing = Pacing(global_rate=float(opts.get("global_rate", config.rate_limit or 8.0)),
-                        slow_interval=float(opts.get("slow_interval", 5.5)),
-                        tickle_interval=float(opts.get("tickle_interval_min", 1.1)))
-        self.client = IbkrClient(config, pacing, self._observe)
-        self.session = SessionState(confirmation_ttl=float(opts.get("confirmation_ttl", 120.0)))
-        ttl = float(opts.get("reference_ttl", 300.0))
-        self._portfolio: Shared[list[tuple[AccountKind, dict[str, Any]]]] = Shared(self._load_portfolio, ttl)
-        self._groups: Shared[list[AllocationGroup]] = Shared(self._load_groups, ttl)
-        self._accounts: Shared[list[Account]] = Shared(self._load_accounts, 0)
+        self.slow_interval = float(opts.get("slow_interval", 5.5))
+        super().__init__(config, runtime)
+        self.default_max_age = {"orders": self.slow_interval}
+        self.client = IbkrClient(config, self.scheduler, self._observe)
+        self.session = SessionState()
+        redis = self.runtime.redis
+        lease = RedisLease(redis, self.session_name, float(opts.get("lease_ttl", 5.0))) if redis is not None else None
+        self.section = SessionSection(self.connection, lease=lease, metrics=self.runtime.metrics)
+        ttl = float(opts.get("confirmation_ttl", 120.0))
+        self.confirmations = (RedisConfirmationStore(redis, self.session_name, ttl) if redis is not None
+                              else ConfirmationStore(ttl))
+        self.replica = lease.replica if lease is not None else "local"
+        self.claim = LoginClaim(self.session_name) if redis is None and opts.get("claim_login", True) else None
+        reference_ttl = float(opts.get("reference_ttl", 300.0))
+        self._portfolio: Shared[list[tuple[AccountKind, dict[str, Any]]]] = Shared(self._load_portfolio, reference_ttl)
+        self._groups: Shared[list[AllocationGroup]] = Shared(self._load_groups, reference_ttl)
         self.instruments = InstrumentResolver(self.client)
         self.tickle_interval = float(opts.get("tickle_interval", 60.0))
         self.repoll_delay = float(opts.get("orders_repoll_delay", 1.0))
@@ -88,10 +99,22 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         self.ws_silence = float(opts.get("ws_silence", 35.0))
         self.ws_session: str | None = None  # the ``session`` of the last tickle: the socket's ``api`` cookie
 
+    def pacing_rules(self) -> PacingRules:
+        opts = self.config.options
+        return ibkr_pacing(global_rate=float(opts.get("global_rate", self.config.rate_limit or 8.0)),
+                           slow_interval=float(opts.get("slow_interval", 5.5)),
+                           tickle_interval=float(opts.get("tickle_interval_min", 1.1)),
+                           global_window=float(opts.get("global_window", 1.0)))
+
     # -- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        """Check the session and start the keep-alive ``tickle`` task; never raises."""
-        await self._tickle_once()
+        """Claim the login (one replica per login without Redis: raises ``LoginInUse`` when another
+        process on this machine holds it), check the session and start the keep-alive ``tickle``
+        task; never raises because the broker is down."""
+        if self.claim is not None:
+            self.claim.acquire()
+        with budget.accepting(None), contextlib.suppress(GatewayError):
+            await self._tickle_once()
         self._tickler = asyncio.create_task(self._tickle_forever(), name=f"ibkr-tickle-{self.connection}")
 
     async def close(self) -> None:
@@ -101,14 +124,19 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
                 await self._tickler
             self._tickler = None
         await self.client.close()
+        await super().close()
+        if self.claim is not None:
+            self.claim.release()
 
     def upstream_calls(self) -> int:
         return self.client.calls
 
     async def _tickle_forever(self) -> None:
+        budget.priority.set(budget.Priority.BACKGROUND)
         while True:
             await asyncio.sleep(self.tickle_interval)
-            await self._tickle_once()
+            with contextlib.suppress(GatewayError):
+                await self._tickle_once()
 
     async def _tickle_once(self) -> None:
         try:
@@ -139,6 +167,7 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
                 log.warning("IBKR %s: brokerage session is not authenticated", self.connection)
             self.status = ConnectionStatus.UNAUTHENTICATED
             self.session.forget()
+            self.section.forget()
         elif self.status is not ConnectionStatus.UP:
             self.status = ConnectionStatus.UP
 
@@ -152,13 +181,23 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
             raise AuthenticationError("the IBKR brokerage session is logged out; log in to the Client Portal gateway",
                                       connection=self.connection)
 
-    # -- the critical section (call with session.lock held) -------------------------------
-    async def _preflight(self) -> None:
+    # -- the critical section (call with it held) -----------------------------------------
+    def _section_calls(self, *calls: tuple[str, str]) -> list[tuple[str, str]]:
+        """The calls to obtain permits for before entering the section: ``calls``, a possible
+        switch, and the ``iserver/accounts`` pre-flight while it has not run."""
+        out = [SWITCH, *calls]
+        if not self.session.preflight:
+            out.append(PREFLIGHT)
+        return out
+
+    async def _preflight(self, held: Held) -> None:
         if self.session.preflight:
             return
+        held.check()
         body = await self.client.accounts()
         self._learn(body)
-        self.session.selected = body.get("selectedAccount")
+        if self.section.lease is None:  # one replica: IBKR's word is the truth; with Redis the lease's is
+            await held.set_value(body.get("selectedAccount"))
         self.session.preflight = True
 
     def _learn(self, body: dict[str, Any]) -> None:
@@ -166,65 +205,69 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         props = body.get("acctProps") or {}
         self.session.master = next((a for a, p in props.items() if p.get("hasChildAccounts")), self.session.master)
 
-    async def _select(self, account: str) -> None:
-        await self._preflight()
-        if self.session.selected == account:
+    async def _select(self, held: Held, target: str) -> None:
+        """Switch the session to ``target`` (an account, an allocation group or ``All``) unless it is
+        selected already."""
+        await self._preflight(held)
+        if held.value == target:
             return
-        self.session.selected = None  # unknown until IBKR confirms
-        await self.client.switch_account(account)
-        self.session.selected = account
+        held.check()
+        await held.set_value(None)  # unknown until IBKR confirms
+        await self.client.switch_account(target)
+        await held.set_value(target)
         self.session.switches += 1
 
-    async def _live_items(self, account: str) -> list[dict[str, Any]]:
-        """Switch to ``account`` and read its live orders; an empty snapshot that may be a cold one
-        (first after login, or ``snapshot: false``) is re-read after re-validating the session, and
-        items of another account (someone switched the session under us) are never returned as this
-        account's."""
-        try:
-            await self._select(account)
-            body = await self.client.live_orders()
-            suspect = not body.get("orders") and (not self.session.primed or body.get("snapshot") is False)
-            for _ in range(2):
-                if not suspect:
-                    break
+    async def _read_live(self, target: str) -> list[Order]:
+        """Switch to ``target`` and read its live orders. The permits come first, then the section,
+        which holds only the switch and the read. An empty answer that may be a cold snapshot (the
+        first after a login, or ``snapshot: false``) is read again after ``orders_repoll_delay``,
+        outside the section; items of another account (the session switched under us) are never
+        returned as this one's: the read is made again."""
+        first = not self.session.primed
+        for attempt in range(4):
+            async with self.scheduler.permits(self._section_calls(LIVE_ORDERS)), self.section.hold() as held:
+                try:
+                    await self._select(held, target)
+                    held.check()
+                    body = await self.client.live_orders()
+                except GatewayError:
+                    self.section.forget()  # re-validate on the next call
+                    raise
+            items = [i for i in (body or {}).get("orders") or [] if isinstance(i, dict)]
+            cold = not items and ((first and attempt == 0) or (body or {}).get("snapshot") is False)
+            if cold and attempt < 2:
                 # the first snapshot(s) after a login are empty, and a session re-established behind
                 # our back forgets the pre-flight and the selection: re-validate, then read again
                 self.session.preflight = False
-                await self._select(account)
+                self.section.forget()
                 await asyncio.sleep(self.repoll_delay)
-                body = await self.client.live_orders()
-                suspect = not body.get("orders") and body.get("snapshot") is False
+                continue
             self.session.primed = True
-            items = [i for i in body.get("orders") or [] if isinstance(i, dict)]
-            if any(str(i.get("acct")) != account for i in items):
-                log.warning("IBKR %s: another account's orders in %s's snapshot; re-selecting",
-                            self.connection, account)
-                self.session.selected = None
-                await self._select(account)
-                body = await self.client.live_orders()
-                items = [i for i in body.get("orders") or [] if isinstance(i, dict) and str(i.get("acct")) == account]
-            return items
-        except GatewayError:
-            self.session.selected = None  # re-validate on the next call
-            raise
+            if any(str(i.get("acct")) != target for i in items):
+                log.warning("IBKR %s: another account's orders in %s's snapshot; reading again",
+                            self.connection, target)
+                self.section.forget()
+                continue
+            return self._parse_live(items, target)
+        raise BadResponse(f"IBKR kept answering other accounts' orders for {target}", connection=self.connection)
 
-    def _orders(self, items: list[dict[str, Any]], filter: OrderFilter | None) -> list[Order]:
-        orders = [parse_live_order(self.connection, i, self.session.groups) for i in items]
-        return [o for o in orders if filter is None or filter.matches(o)]
+    def _parse_live(self, items: list[dict[str, Any]], target: str) -> list[Order]:
+        """Items read under ``target``; a group's orders are keyed under the master, as they are when
+        the master is selected."""
+        if target in self.session.groups and self.session.master:
+            items = [{**i, "acct": self.session.master} for i in items]
+        return [parse_live_order(self.connection, i, self.session.groups) for i in items]
 
     # -- reads ----------------------------------------------------------------------------
     async def fetch_accounts(self) -> list[Account]:
         """The master (ADVISOR_MASTER) and sub-accounts (ADVISOR_CLIENT) of an FA session, else the
-        accounts as INDIVIDUAL; concurrent callers share one load.
+        accounts as INDIVIDUAL.
 
         Every load calls ``iserver/accounts`` (the session check: ``AuthenticationError`` while
         logged out) and, for an FA, ``iserver/account/allocation/accounts`` (one call for every
         sub-account's ``AvailableEquity``, which becomes ``cash``; the master's cash is unknown).
         ``portfolio/accounts`` / ``portfolio/subaccounts`` (names, currencies) and the allocation
         groups (``allocation_group_names``) are kept ``reference_ttl`` seconds."""
-        return list(await self._accounts.get())
-
-    async def _load_accounts(self) -> list[Account]:
         body = await self.client.accounts()
         self._learn(body)
         fa = bool((body.get("allowFeatures") or {}).get("allowFA"))
@@ -277,7 +320,12 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         return [parse_allocation_group(self.connection, b, self.session.master) for b in bodies]
 
     async def fetch_positions(self, account: AccountKey, filter: PositionFilter | None = None) -> list[Position]:
-        """``portfolio/{acct}/positions/{page}`` from page 0 until a page holds fewer than 100."""
+        """``portfolio/{acct}/positions/{page}`` from page 0 until a page holds fewer than 100,
+        through the ``positions`` snapshot of the account."""
+        positions: list[Position] = await self.snapshot(("positions", account), lambda: self._read_positions(account))
+        return [p for p in positions if filter is None or filter.matches(p)]
+
+    async def _read_positions(self, account: AccountKey) -> list[Position]:
         as_of = datetime.now(UTC)
         out: list[Position] = []
         page = 0
@@ -287,19 +335,33 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
             if len(items) < 100:
                 break
             page += 1
-        return [p for p in out if filter is None or filter.matches(p)]
+        return out
 
     async def fetch_orders(self, account: AccountKey, filter: OrderFilter | None = None) -> list[Order]:
-        """Live orders of ``account`` (switch, then ``GET iserver/account/orders``, under the lock).
-        Filters apply locally: IBKR's ``filters`` are known to return incomplete sets."""
-        async with self.session.lock:
-            items = await self._live_items(account.account_number)
-        return self._orders(items, filter)
+        """Live orders of ``account`` (switch, then ``GET iserver/account/orders``), through the
+        account's ``orders`` snapshot. Filters apply locally: IBKR's ``filters`` are known to return
+        incomplete sets."""
+        orders: list[Order] = await self.snapshot(("orders", account), lambda: self._read_live(account.account_number))
+        return [o for o in orders if filter is None or filter.matches(o)]
+
+    async def fetch_group_orders(self, group: AllocationGroupKey, filter: OrderFilter | None = None) -> list[Order]:
+        """Orders placed for allocation group ``group``: the session switched to the group, then
+        ``GET iserver/account/orders`` (the FA lesson's way), through the group's snapshot."""
+        if not self.session.groups:
+            await self.fetch_allocation_groups()
+            if not self.session.groups:
+                with budget.fresh():
+                    self._learn(await self.client.accounts())
+        if group.name not in self.session.groups:
+            raise OrderNotFound(f"no IBKR allocation group {group.name}", connection=self.connection)
+        target = AccountKey(self.connection, group.name)
+        orders: list[Order] = await self.snapshot(("orders", target), lambda: self._read_live(group.name))
+        return [o for o in orders if o.allocation_group == group and (filter is None or filter.matches(o))]
 
     async def fetch_orders_many(self, accounts: Sequence[AccountKey], filter: OrderFilter | None = None
                                 ) -> dict[AccountKey, list[Order] | GatewayError]:
         """Each account selected once, starting with the one already selected."""
-        selected = self.session.selected
+        selected = self.section.value
         ordered = sorted(dict.fromkeys(accounts), key=lambda a: a.account_number != selected)
         out: dict[AccountKey, list[Order] | GatewayError] = {}
         for account in ordered:
@@ -318,18 +380,14 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
 
     async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
                                        hint: OrderRequest | None = None) -> Order | None:
-        """Searches the live orders of ``account`` (of the master for an allocation-group ``hint``)."""
+        """Searches the live orders of ``account`` (of the master for an allocation-group ``hint``),
+        read anew."""
         number = account.account_number
         if hint is not None and hint.allocation_group is not None:
             number = self.session.master or await self._master()
-        async with self.session.lock:
-            return await self._find_by_coid(number, client_order_id)
-
-    async def _find_by_coid(self, account: str, client_order_id: str) -> Order | None:
-        for order in self._orders(await self._live_items(account), None):
-            if order.client_order_id == client_order_id:
-                return order
-        return None
+        with budget.fresh():
+            return next((o for o in await self.fetch_orders(AccountKey(self.connection, number))
+                         if o.client_order_id == client_order_id), None)
 
     # -- streams --------------------------------------------------------------------------
     def watch_orders(self, account: AccountKey) -> AsyncIterator[Order]:

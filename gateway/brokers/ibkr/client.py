@@ -1,9 +1,9 @@
 """Raw IBKR Client Portal calls, one method per endpoint (paths relative to ``/v1/api/``).
 
 Reads go through ``HttpClient.read`` (retried), order writes through ``write`` (sent once).
-Every call passes the connection's global limiter and, for the slow endpoints, its own limiter
-(:mod:`.pacing`), on every attempt. ``on_response`` sees every answer (the adapter tracks whether
-the session is authenticated from it).
+Every call gets its permit from the connection's scheduler (IBKR's pacing, :mod:`.pacing`), on
+every attempt. ``on_response`` sees every answer (the adapter tracks whether the session is
+authenticated from it).
 """
 
 from __future__ import annotations
@@ -14,19 +14,18 @@ from typing import Any
 from ...config import ConnectionConfig
 from ...domain.errors import GatewayError
 from ..http import HttpClient, HttpResponse
+from ..scheduler import SessionScheduler
 from .errors import map_error
-from .pacing import Pacing
 
 __all__ = ["IbkrClient"]
 
 
-class _PacedHttp(HttpClient):
-    """HttpClient with IBKR's endpoint pacing and an observer of every answer."""
+class _ObservedHttp(HttpClient):
+    """HttpClient with an observer of every answer."""
 
-    def __init__(self, config: ConnectionConfig, pacing: Pacing, on_response: Callable[[HttpResponse,
-                 GatewayError | None], None]) -> None:
-        super().__init__(config, self._map, limiter=pacing.global_limiter, endpoint_limiter=pacing.endpoint)
-        self.pacing = pacing
+    def __init__(self, config: ConnectionConfig, scheduler: SessionScheduler | None,
+                 on_response: Callable[[HttpResponse, GatewayError | None], None]) -> None:
+        super().__init__(config, self._map, scheduler)
         self.on_response = on_response
 
     def _map(self, response: HttpResponse) -> GatewayError | None:
@@ -38,9 +37,9 @@ class _PacedHttp(HttpClient):
 class IbkrClient:
     """One method per CP endpoint; answers are the decoded JSON bodies."""
 
-    def __init__(self, config: ConnectionConfig, pacing: Pacing,
+    def __init__(self, config: ConnectionConfig, scheduler: SessionScheduler | None,
                  on_response: Callable[[HttpResponse, GatewayError | None], None]) -> None:
-        self.http = _PacedHttp(config, pacing, on_response)
+        self.http = _ObservedHttp(config, scheduler, on_response)
 
     async def close(self) -> None:
         await self.http.close()

@@ -31,8 +31,10 @@ from ...domain.keys import AccountKey, ConfirmationKey, OrderKey
 from ...domain.models import Account, Order, Position
 from ...domain.requests import OrderFilter, OrderRequest, PositionFilter
 from ..base import BaseAdapter, Capabilities, Confirmation, Page, PlaceOutcome, WindowQuery
+from ..pacing import PacingRules
+from ..runtime import Runtime
 from . import parsing
-from .client import LemonClient
+from .client import DOCUMENTED_PACING, LemonClient
 
 __all__ = ["LemonAdapter", "page_for"]
 
@@ -54,14 +56,19 @@ class LemonAdapter(BaseAdapter):
     broker = Broker.LEMON
     capabilities = Capabilities(max_expiry_days=30, fractional_quantities=False)
 
-    def __init__(self, config: ConnectionConfig) -> None:
-        super().__init__(config)
-        self.client = LemonClient(config)
+    def __init__(self, config: ConnectionConfig, runtime: Runtime | None = None) -> None:
+        super().__init__(config, runtime)
+        self.client = LemonClient(config, self.scheduler)
         self._account_id: str | None = None
         self._account_lock = asyncio.Lock()
 
+    def pacing_rules(self) -> PacingRules:
+        """lemon.md §10 (100 requests a minute on average, bursts to 300) unless ``rate_limit`` is set."""
+        return super().pacing_rules() if self.config.rate_limit is not None else DOCUMENTED_PACING
+
     async def close(self) -> None:
         await self.client.close()
+        await super().close()
 
     def upstream_calls(self) -> int:
         return self.client.http.calls
@@ -95,7 +102,7 @@ class LemonAdapter(BaseAdapter):
         return [p for p in positions if filter is None or filter.matches(p)]
 
     async def fetch_positions_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
-        return await self._windows(queries, self._positions_window)
+        return await self._windows(queries, "positions", self._positions_window)
 
     async def _positions_window(self, q: WindowQuery) -> Page:
         flt: PositionFilter | None = q.filter
@@ -141,7 +148,7 @@ class LemonAdapter(BaseAdapter):
         return [o for o in orders if filter is None or filter.matches(o)]
 
     async def fetch_orders_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
-        return await self._windows(queries, self._orders_window)
+        return await self._windows(queries, "orders", self._orders_window)
 
     async def _orders_window(self, q: WindowQuery) -> Page:
         flt: OrderFilter | None = q.filter
@@ -154,13 +161,6 @@ class LemonAdapter(BaseAdapter):
         raw, total = await self.client.get_page("orders", self._order_params(flt), limit=size, page=page)
         parsed = [parsing.parse_order(self.connection, account_id, o) for o in raw]
         return Page(parsed[skip:skip + q.limit], total)
-
-    async def _windows(self, queries: Sequence[WindowQuery], one: Any) -> list[Page | GatewayError]:
-        results = await asyncio.gather(*(one(q) for q in queries), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException) and not isinstance(r, GatewayError):
-                raise r
-        return list(results)
 
     async def fetch_order(self, key: OrderKey) -> Order:
         """``GET orders/{id}``; ``OrderNotFound`` for an unknown id or another account's."""

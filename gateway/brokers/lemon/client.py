@@ -11,6 +11,8 @@ from typing import Any
 from ...config import ConnectionConfig
 from ...domain.errors import BadResponse
 from ..http import HttpClient
+from ..pacing import PacingRules, Window
+from ..scheduler import SessionScheduler
 from .errors import map_error
 
 __all__ = ["LemonClient", "Page"]
@@ -18,16 +20,16 @@ __all__ = ["LemonClient", "Page"]
 Page = tuple[list[dict[str, Any]], int]  # (results, total)
 
 #: lemon.md §10: "on average 100 requests per minute, with an allowed burst to 300 requests per minute"
-DOCUMENTED_RATE = (100 / 60, 200)  # bucket 200 + 100/min: never over 300 in any minute
+DOCUMENTED_PACING = PacingRules((Window(300, 60.0), Window(1000, 600.0)))
 
 
 class LemonClient:
     """Bearer-authenticated client of one lemon API key (``credentials.api_key``)."""
 
-    def __init__(self, config: ConnectionConfig) -> None:
+    def __init__(self, config: ConnectionConfig, scheduler: SessionScheduler | None = None) -> None:
         api_key = config.credential("api_key")
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = HttpClient(config, map_error, auth_headers=lambda: self._auth, default_rate=DOCUMENTED_RATE)
+        self.http = HttpClient(config, map_error, scheduler, auth_headers=lambda: self._auth)
 
     async def close(self) -> None:
         await self.http.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -11,7 +12,7 @@ from ...domain import models
 from ...domain.enums import Broker
 from ...domain.errors import GatewayError
 from ...domain.keys import AccountKey
-from ..common import Money, Node, money, window
+from ..common import MaxAge, Money, Node, check_max_age, money, window
 from ..context import Info
 from ..enums import AccountKindEnum, BrokerEnum
 from ..ids import encode
@@ -75,6 +76,12 @@ class Account(Node):
         account = await self._account(info)
         return money(account.cash) if account else None
 
+    @strawberry.field(description="When the account's balances (`cash`) were read from the broker (UTC); they may "
+                                  "come from the connection's snapshot, as old as its `max_age.balances` setting.")
+    async def as_of(self, info: Info) -> datetime | None:
+        account = await self._account(info)
+        return account.as_of if account else None
+
     @strawberry.field(description="The connection the account belongs to.")
     def connection(self, info: Info) -> Annotated[BrokerConnection, strawberry.lazy("..connection.types")]:
         from ..connection.types import BrokerConnection
@@ -98,19 +105,20 @@ class Account(Node):
 
     @strawberry.field(description="Positions of the account (a Relay connection; `first` at most 100).")
     async def positions(self, info: Info, first: int | None = None, after: str | None = None,
-                        filter: PositionFilter | None = None
+                        filter: PositionFilter | None = None, max_age: MaxAge = None,
                         ) -> Annotated[PositionConnection, strawberry.lazy("..position.types")]:
         from ..position.types import PositionConnection
 
         offset, limit = window(first, after, info.context.max_page_size)
-        query = WindowQuery(self._key, filter.to_domain() if filter else None, offset, limit)
+        query = WindowQuery(self._key, filter.to_domain() if filter else None, offset, limit, check_max_age(max_age))
         return await PositionConnection.load(info, query)
 
     @strawberry.field(description="Orders of the account, newest first (a Relay connection; `first` at most 100).")
     async def orders(self, info: Info, first: int | None = None, after: str | None = None,
-                     filter: OrderFilter | None = None) -> Annotated[OrderConnection, strawberry.lazy("..order.types")]:
+                     filter: OrderFilter | None = None, max_age: MaxAge = None,
+                     ) -> Annotated[OrderConnection, strawberry.lazy("..order.types")]:
         from ..order.types import OrderConnection
 
         offset, limit = window(first, after, info.context.max_page_size)
-        query = WindowQuery(self._key, filter.to_domain() if filter else None, offset, limit)
+        query = WindowQuery(self._key, filter.to_domain() if filter else None, offset, limit, check_max_age(max_age))
         return await OrderConnection.load(info, query)

@@ -10,7 +10,7 @@ from ...brokers.base import Page
 from ...domain import models
 from ...domain.errors import GatewayError
 from ...domain.keys import AccountKey, AllocationGroupKey
-from ..common import Node, window
+from ..common import MaxAge, Node, check_max_age, window
 from ..context import Info
 from ..enums import AllocationMethodEnum
 from ..ids import encode
@@ -59,23 +59,21 @@ class AllocationGroup(Node):
 
         return BrokerConnection.build(self._key.connection, info.context.registry.get(self._key.connection).broker.value)
 
-    @strawberry.field(description="Orders placed for this group as a whole (read under the master account).")
+    @strawberry.field(description="Orders placed for this group as a whole, newest first, as IBKR lists them with "
+                                  "the session switched to the group (a Relay connection; `first` at most 100).")
     async def orders(self, info: Info, first: int | None = None, after: str | None = None,
-                     filter: OrderFilter | None = None) -> Annotated[OrderConnection, strawberry.lazy("..order.types")]:
-        from ...brokers.base import WindowQuery
+                     filter: OrderFilter | None = None, max_age: MaxAge = None,
+                     ) -> Annotated[OrderConnection, strawberry.lazy("..order.types")]:
+        from ..loaders import GroupWindow
         from ..order.types import OrderConnection
 
         offset, limit = window(first, after, info.context.max_page_size)
-        if self._master is None:
-            return OrderConnection.build(Page([], 0), 0)
-        flt = filter.to_domain() if filter else None
-        master = AccountKey(self._key.connection, self._master)
+        query = GroupWindow(self._key, filter.to_domain() if filter else None, offset, limit, check_max_age(max_age))
         try:
-            page = await info.context.loaders.orders_by_account.load(WindowQuery(master, flt, 0, 10_000))
+            page = await info.context.loaders.orders_by_group.load(query)
         except GatewayError as exc:
             info.context.report(exc.with_connection(self._key.connection), info)
             return OrderConnection.build(Page([], 0), 0)
-        mine = [o for o in page.items if o.allocation_group == self._key]
-        return OrderConnection.build(Page(mine[offset:offset + limit], len(mine)), offset)
+        return OrderConnection.build(page, offset)
 
 

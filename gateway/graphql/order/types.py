@@ -45,6 +45,9 @@ class Order(Node):
     product: ProductEnum | None = strawberry.field(
         description="Broker product (Alice Blue INTRADAY / LONGTERM / MTF); null where the broker has none.")
     notes: str | None = strawberry.field(description="Free-text notes sent with the order.")
+    as_of: datetime | None = strawberry.field(
+        description="When the gateway read this state from the broker (UTC), or received it as the answer to its own "
+                    "write; a read may be served from a snapshot as old as its `maxAge`.")
     _domain: strawberry.Private[models.Order]
 
     @classmethod
@@ -57,7 +60,7 @@ class Order(Node):
             average_fill_price=money(o.average_fill_price), time_in_force=TimeInForceEnum(o.time_in_force.value),
             expires_at=o.expires_at, status=OrderStatusEnum(o.status.value), broker_status=o.broker_status,
             created_at=o.created_at, updated_at=o.updated_at, notes=o.notes,
-            product=ProductEnum(o.product.value) if o.product else None, _domain=o,
+            product=ProductEnum(o.product.value) if o.product else None, as_of=o.as_of, _domain=o,
         )
 
     @strawberry.field(description="The account; null for an order placed for an allocation group as a whole.")

@@ -141,7 +141,7 @@ def _client_options(pacing: Pacing) -> dict[str, Any]:
     if not pacing.enabled:
         return {"global_rate": 0, "slow_interval": 0, "tickle_interval_min": 0}
     return {"global_rate": round(0.8 * pacing.global_limit / pacing.global_window, 3),
-            "slow_interval": round(pacing.slow_window * 1.1, 3)}
+            "global_window": pacing.global_window, "slow_interval": round(pacing.slow_window * 1.1, 3)}
 
 
 def create_venue(config: EngineConfig | None = None, *, tls: bool = False,

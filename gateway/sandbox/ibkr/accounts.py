@@ -87,7 +87,7 @@ class AccountApi:
             return ib_error("Bad Request: acctId is required", 400)
         target = str(body["acctId"])
         session = self.s.session
-        if target not in self.s.engine.accounts:
+        if target not in self.s.engine.accounts and target not in self.s.groups and target != "All":
             return ib_error("Invalid account ID", 500)
         if target == session.selected:
             return ib_json({"success": "Account already set"})

@@ -264,7 +264,10 @@ class OrderApi:
             status = self.s.status_of(order)
             if wanted and status not in wanted:
                 continue
-            items.append(live_order(order, status, session.selected))
+            read_under = session.selected
+            if read_under == "All":  # every order of the book, each under its own account (groups': the master)
+                read_under = order.account_id if order.account_id in self.s.engine.accounts else self.s.master
+            items.append(live_order(order, status, read_under))
         items.sort(key=lambda i: i["orderId"], reverse=True)
         return ib_json({"orders": items[:1000], "snapshot": True})
 

@@ -93,5 +93,8 @@ class VenueState:
         return ib_status(order, self.now(), self.engine.config.ack_delay)
 
     def visible_to(self, order: SimOrder, account: str) -> bool:
-        """Whether ``order`` shows when ``account`` is selected (the master sees group orders)."""
-        return order.account_id == account or (account == MASTER and order.account_id in self.groups)
+        """Whether ``order`` shows when ``account`` is selected: an account's own orders; the master
+        also sees group orders; a selected allocation group its own orders (the FA lesson switches to
+        the group to list them); ``All`` every order of the book."""
+        return (order.account_id == account or account == "All"
+                or (account == MASTER and order.account_id in self.groups))

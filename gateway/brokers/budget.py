@@ -1,0 +1,92 @@
+"""What an upstream call may spend: its deadline, its priority, and on whose behalf it runs.
+
+Three context variables travel with every task that serves a request (asyncio copies them into the
+tasks a request starts, DataLoader batches included), so the scheduler and the HTTP client read them
+without every adapter method passing them on:
+
+* :data:`deadline`: the loop time (``loop.time()`` seconds) by which the caller needs an answer;
+  every wait (rate limit, session lock, queue) and every HTTP attempt ends by then. ``within(s)``
+  narrows it for a block (a connection's ``timeout`` bounds one read, retries included).
+* :data:`priority`: :class:`Priority` of the calls (writes before reads before background polls).
+* :data:`caller`: the API key's name, for a fair share of each connection between keys.
+* :data:`max_age`: how old a snapshot (:mod:`.snapshots`) the current reads accept, in seconds;
+  ``None`` = the connection's default for the resource. ``fresh()`` asks for a new read (a look-up
+  that reconciles an order write must not trust an older snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from enum import IntEnum
+
+__all__ = ["Priority", "accepting", "caller", "deadline", "fresh", "max_age", "priority", "remaining", "within",
+           "writing"]
+
+
+class Priority(IntEnum):
+    """Lower goes first: order writes, then reads for a client, then background work (watchers)."""
+
+    WRITE = 0
+    READ = 1
+    BACKGROUND = 2
+
+
+deadline: ContextVar[float | None] = ContextVar("gateway_deadline", default=None)
+priority: ContextVar[Priority] = ContextVar("gateway_priority", default=Priority.READ)
+caller: ContextVar[str] = ContextVar("gateway_caller", default="")
+max_age: ContextVar[float | None] = ContextVar("gateway_max_age", default=None)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def remaining(default: float | None = None) -> float | None:
+    """Seconds left before the deadline (may be ≤ 0); ``default`` when there is none."""
+    end = deadline.get()
+    if end is None:
+        return default
+    return end - _now()
+
+
+@contextlib.contextmanager
+def within(seconds: float | None) -> Iterator[float | None]:
+    """Narrow the deadline to ``seconds`` from now for the block (never widen it); yields the
+    resulting deadline (loop time) or ``None`` when there is none."""
+    current = deadline.get()
+    end = current if seconds is None else _now() + seconds
+    if current is not None and end is not None:
+        end = min(current, end)
+    token = deadline.set(end)
+    try:
+        yield end
+    finally:
+        deadline.reset(token)
+
+
+@contextlib.contextmanager
+def writing() -> Iterator[None]:
+    """Run the block's calls at :attr:`Priority.WRITE` (order placement, cancel, modify, ...)."""
+    token = priority.set(Priority.WRITE)
+    try:
+        yield
+    finally:
+        priority.reset(token)
+
+
+@contextlib.contextmanager
+def accepting(seconds: float | None) -> Iterator[None]:
+    """Reads in the block accept snapshots up to ``seconds`` old (``None``: the connection's default)."""
+    token = max_age.set(seconds)
+    try:
+        yield
+    finally:
+        max_age.reset(token)
+
+
+def fresh() -> contextlib.AbstractContextManager[None]:
+    """Reads in the block go to the broker (or join a read already on its way)."""
+    return accepting(0.0)
