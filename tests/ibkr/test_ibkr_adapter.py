@@ -13,7 +13,7 @@ from ibkr_support import BIG, CONNECTION, MASTER, SUBS, Ctx, make_adapter, order
 
 from gateway.brokers.base import Confirmation
 from gateway.domain.enums import AccountKind, AllocationMethod, OrderSide, OrderStatus, OrderType
-from gateway.domain.errors import AuthenticationError, IdempotencyConflict, InvalidOrder, OrderNotFound
+from gateway.domain.errors import AuthenticationError, IdempotencyConflict, OrderNotFound
 from gateway.domain.keys import AccountKey, ConfirmationKey
 from gateway.domain.models import Order
 from gateway.domain.requests import OrderUpdate

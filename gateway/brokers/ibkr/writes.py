@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from ...domain.enums import OrderSide, OrderType
 from ...domain.errors import (
     BrokerBusy,
-    IdempotencyConflict,
     BrokerError,
     BrokerNotAvailable,
+    IdempotencyConflict,
     InvalidInput,
     InvalidOrder,
     OperationFailed,
