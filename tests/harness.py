@@ -125,6 +125,10 @@ class SandboxControl:
     async def stats(self) -> dict[str, int]:
         return (await self._call("GET", "/stats"))["requests"]
 
+    async def log(self) -> list[dict[str, Any]]:
+        """The venue's wire requests in arrival order (``seq``, ``method``, ``path``, ``query``, ``at``)."""
+        return list((await self._call("GET", "/log"))["requests"])
+
     async def total(self) -> int:
         return int((await self._call("GET", "/stats"))["total"])
 

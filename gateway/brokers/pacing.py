@@ -4,9 +4,11 @@ endpoints; lemon: requests per minute; Alice Blue: 1 800 per 15 minutes).
 
 A call is admitted against the connection's global windows and, for an endpoint with its own pacing,
 the endpoint's windows, all at once (:meth:`MemoryWindows.try_admit`). What is admitted is a list of
-tickets: a ticket is *stamped* when its request actually leaves (so a call admitted early and sent
-later never lets the next one through too soon) and *released* when it is not used after all (a
-switch that turned out not to be needed).
+tickets. A ``pending`` ticket occupies the windows from its admission until it is *stamped* (the
+scheduler stamps a ticket with the time its request's answer arrived), and then for the window's
+length from that time; so a call admitted early and sent later, or delayed on its way, never lets
+others through too soon. A ticket not used after all (a switch that turned out not to be needed) is
+*released*.
 
 Two stores with the same interface: :class:`MemoryWindows` (one process) and :class:`RedisWindows`
 (one Lua script per admission on sorted sets, with Redis' own clock, so that several replicas on one
@@ -31,6 +33,10 @@ from typing import Any
 __all__ = ["GLOBAL", "Admission", "MemoryWindows", "PacingRules", "RedisWindows", "Ticket", "Window"]
 
 GLOBAL = "global"
+_PENDING_POLL = 0.02  #: how soon to look again when a window is full of tickets not yet sent
+#: a pending ticket counts as sent this far in the future until stamped or released, so that one never
+#: stamped (its holder died) frees its window after a while instead of holding it for ever
+PENDING_HOLD = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,23 +135,25 @@ class MemoryWindows:
             first = bisect.bisect_right(log, (now - window.seconds, "\uffff"))
             count = len(log) - first
             if count + need > window.limit:
-                frees = log[first + count + need - window.limit - 1][0] + window.seconds
-                wait = max(wait, frees - now)
+                oldest = log[first + count + need - window.limit - 1][0]
+                wait = max(wait, oldest + window.seconds - now if oldest <= now else _PENDING_POLL)
         return wait
 
-    async def try_admit(self, demand: Mapping[str, int]) -> Admission:
-        """Admit ``demand`` (bucket → requests) now, or say how long the first full bucket needs."""
+    async def try_admit(self, demand: Mapping[str, int], pending: bool = False) -> Admission:
+        """Admit ``demand`` (bucket → requests) now, or say how long the first full bucket needs.
+        ``pending`` tickets count as not yet sent until :meth:`stamp`."""
         now = self.clock()
         for bucket in sorted(demand, key=lambda b: b != GLOBAL):  # global first: it stops the scan
             wait = self._wait(bucket, demand[bucket], now)
             if wait > 0:
                 return Admission(None, wait, bucket)
         tickets = []
+        at = now + PENDING_HOLD if pending else now
         for bucket, need in demand.items():
             log = self._logs.setdefault(bucket, [])
             for _ in range(need):
                 ticket = Ticket(bucket, str(next(self._ids)))
-                bisect.insort(log, (now, ticket.id))
+                bisect.insort(log, (at, ticket.id))
                 tickets.append(ticket)
         return Admission(tuple(tickets))
 
@@ -197,19 +205,22 @@ for b = 1, nb do
     local count = #inside / 2
     if count + need > limit then
       local k = count + need - limit
-      local frees = tonumber(inside[2 * k]) + span
-      return {0, frees - now, b}
+      local oldest = tonumber(inside[2 * k])
+      if oldest > now then return {0, 20, b} end
+      return {0, oldest + span - now, b}
     end
   end
   specs[b] = {need, horizon}
 end
 local prefix = ARGV[pos]
+local at = now
+if ARGV[pos + 1] == '1' then at = now + 60000 end
 local seq = redis.call('INCRBY', KEYS[nb + 1], 1)
 local out = {1}
 for b = 1, nb do
   for i = 1, specs[b][1] do
     local id = prefix .. ':' .. seq .. ':' .. b .. ':' .. i
-    redis.call('ZADD', KEYS[b], now, id)
+    redis.call('ZADD', KEYS[b], at, id)
     table.insert(out, id)
   end
   redis.call('PEXPIRE', KEYS[b], math.ceil(specs[b][2]) + 1000)
@@ -239,7 +250,7 @@ class RedisWindows:
     def _key(self, bucket: str) -> str:
         return self.base + bucket
 
-    async def try_admit(self, demand: Mapping[str, int]) -> Admission:
+    async def try_admit(self, demand: Mapping[str, int], pending: bool = False) -> Admission:
         buckets = sorted(demand, key=lambda b: b != GLOBAL)
         args: list[Any] = [len(buckets)]
         for bucket in buckets:
@@ -247,7 +258,7 @@ class RedisWindows:
             args += [demand[bucket], len(windows)]
             for w in windows:
                 args += [w.limit, int(w.seconds * 1000)]
-        args.append(self.owner)
+        args += [self.owner, "1" if pending else "0"]
         keys = [self._key(b) for b in buckets] + [self.base + "seq"]
         result = await self._admit(keys=keys, args=args)
         if int(result[0]) == 0:

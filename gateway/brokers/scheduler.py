@@ -78,6 +78,7 @@ class Permits:
         self.used = [True] * len(self.slots)
         if left:
             await self.scheduler.windows.release(left)
+            self.scheduler._kick()
 
 
 @dataclass(eq=False, slots=True)
@@ -148,7 +149,7 @@ class SessionScheduler:
     async def _admit(self, demand: dict[str, int]) -> tuple[Ticket, ...]:
         owner = _owner.get()
         if not self._waiters and self._may_run(owner):
-            admission = await self.windows.try_admit(demand)
+            admission = await self.windows.try_admit(demand, pending=True)
             if admission.tickets is not None:
                 self.metrics.queue_wait.labels(self.connection, budget.priority.get().name).observe(0.0)
                 return admission.tickets
@@ -232,7 +233,7 @@ class SessionScheduler:
                     continue
                 if not self._may_run(waiter.owner):
                     continue
-                admission = await self.windows.try_admit(waiter.demand)
+                admission = await self.windows.try_admit(waiter.demand, pending=True)
                 if waiter.future.done():  # gave up while we asked
                     if admission.tickets is not None:
                         await self.windows.release(admission.tickets)
@@ -262,10 +263,12 @@ class SessionScheduler:
     @contextlib.asynccontextmanager
     async def call(self, method: str, path: str) -> AsyncIterator[None]:
         """Around one HTTP request: its permit (reserved, else queued for), the exclusive gate,
-        and the in-flight count that an exclusive section drains."""
+        and the in-flight count that an exclusive section drains. The permit's tickets count as
+        "now" while the request is on its way and are stamped with the time its answer came: the
+        broker saw the request before that, so the windows hold at the broker too, however late the
+        request left or arrived."""
         reserved = _reserved.get()
         tickets = reserved.take(method, path) if reserved is not None and reserved.scheduler is self else None
-        stamp = tickets is not None
         if tickets is None:
             permits = await self._obtain([(method, path)])
             tickets = permits.slots[0][1] if permits.slots else ()
@@ -275,10 +278,8 @@ class SessionScheduler:
                 await self._wait(self._gate, "another task's order request")
             except BaseException:
                 await self.windows.release(tickets)
+                self._kick()
                 raise
-            stamp = True
-        if stamp and tickets:
-            await self.windows.stamp(tickets)
         self._inflight += 1
         self._drained.clear()
         self.sent += 1
@@ -289,6 +290,9 @@ class SessionScheduler:
             self._inflight -= 1
             if self._inflight == 0:
                 self._drained.set()
+            if tickets:
+                await asyncio.shield(self.windows.stamp(tickets))
+                self._kick()
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:

@@ -3,11 +3,20 @@ extensions (depth, alias and token limits; introspection off in production; erro
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 
 from ..config import LimitsConfig
@@ -42,6 +51,17 @@ class GatewaySchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
+class _ParserCache(ParserCache):
+    """Strawberry's parser cache, except that a document that does not parse is left to Strawberry's
+    own parse step, whose error every extension sees (and ``ErrorCodes`` gives a code)."""
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            ctx.graphql_document = self.cached_parse_document(ctx.query, **ctx.parse_options)
+        yield
+
+
 def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = True) -> strawberry.Schema:
     """The schema with the security extensions configured from ``limits``."""
     limits = limits or LimitsConfig()
@@ -50,6 +70,9 @@ def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = Tr
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         ErrorCodes,
+        # a frontend sends the same few documents: parse and validate each once (bounded caches)
+        lambda: _ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)

@@ -3,7 +3,11 @@
 Not part of any broker's wire format: it lets tests and demos look inside a venue and disturb it.
 
 * ``GET /__sandbox__/stats`` → ``{"requests": {"GET /v1/positions/": 3, ...}, "total": n}``
-  (every wire request counted by method and path); ``POST /__sandbox__/stats/reset``.
+  (every wire request counted by method and path); ``POST /__sandbox__/stats/reset`` (also empties
+  the log).
+* ``GET /__sandbox__/log`` → ``{"requests": [{"seq": 1, "method": "GET", "path": "/v1/...", "query": "",
+  "at": 12.5}, ...]}``: the last 20 000 wire requests in the order they arrived (``at``: the venue's
+  monotonic clock, seconds).
 * ``POST /__sandbox__/faults`` ``{"status": 500, "delay": 2.5, "after": false,
   "path": "/v1/orders", "method": "POST", "times": 1}`` → the next matching wire requests answer
   ``status`` (with the venue's own error body) or are delayed ``delay`` seconds; with
@@ -16,8 +20,10 @@ Not part of any broker's wire format: it lets tests and demos look inside a venu
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -63,11 +69,14 @@ class ControlPlane:
         self.error_response = error_response
         self.counts: Counter[str] = Counter()
         self.faults: list[Fault] = []
+        self.log: deque[dict[str, Any]] = deque(maxlen=20_000)
+        self._seq = itertools.count(1)
 
     def routes(self) -> list[Route]:
         return [
             Route(f"{PREFIX}/stats", self._stats, methods=["GET"]),
             Route(f"{PREFIX}/stats/reset", self._reset, methods=["POST"]),
+            Route(f"{PREFIX}/log", self._log, methods=["GET"]),
             Route(f"{PREFIX}/faults", self._faults, methods=["POST", "DELETE"]),
             Route(f"{PREFIX}/price", self._price, methods=["POST"]),
             Route(f"{PREFIX}/state", self._state, methods=["GET"]),
@@ -80,6 +89,8 @@ class ControlPlane:
                 return
             method, path = scope["method"], scope["path"]
             self.counts[f"{method} {path}"] += 1
+            self.log.append({"seq": next(self._seq), "method": method, "path": path,
+                             "query": scope.get("query_string", b"").decode("latin-1"), "at": time.monotonic()})
             fault = self._take_fault(method, path)
             if fault is None:
                 await app(scope, receive, send)
@@ -119,7 +130,11 @@ class ControlPlane:
 
     async def _reset(self, request: Request) -> Response:
         self.counts.clear()
+        self.log.clear()
         return JSONResponse({"ok": True})
+
+    async def _log(self, request: Request) -> Response:
+        return JSONResponse({"requests": list(self.log)})
 
     async def _faults(self, request: Request) -> Response:
         if request.method == "DELETE":

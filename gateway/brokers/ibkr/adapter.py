@@ -191,13 +191,14 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         return out
 
     async def _preflight(self, held: Held) -> None:
+        """``GET iserver/accounts`` once per session (IBKR wants it before order calls); its
+        ``selectedAccount`` is what the session has selected."""
         if self.session.preflight:
             return
         held.check()
         body = await self.client.accounts()
         self._learn(body)
-        if self.section.lease is None:  # one replica: IBKR's word is the truth; with Redis the lease's is
-            await held.set_value(body.get("selectedAccount"))
+        await held.set_value(body.get("selectedAccount"))
         self.session.preflight = True
 
     def _learn(self, body: dict[str, Any]) -> None:
@@ -223,7 +224,6 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         first after a login, or ``snapshot: false``) is read again after ``orders_repoll_delay``,
         outside the section; items of another account (the session switched under us) are never
         returned as this one's: the read is made again."""
-        first = not self.session.primed
         for attempt in range(4):
             async with self.scheduler.permits(self._section_calls(LIVE_ORDERS)), self.section.hold() as held:
                 try:
@@ -234,15 +234,17 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
                     self.section.forget()  # re-validate on the next call
                     raise
             items = [i for i in (body or {}).get("orders") or [] if isinstance(i, dict)]
-            cold = not items and ((first and attempt == 0) or (body or {}).get("snapshot") is False)
+            snapshot = (body or {}).get("snapshot")
+            cold = not items and (snapshot is False or not self.session.primed)
+            if snapshot is not False:
+                self.session.primed = True
             if cold and attempt < 2:
                 # the first snapshot(s) after a login are empty, and a session re-established behind
-                # our back forgets the pre-flight and the selection: re-validate, then read again
+                # our back forgets the pre-flight (which also says what is selected): re-validate,
+                # then read again, the section free meanwhile
                 self.session.preflight = False
-                self.section.forget()
                 await asyncio.sleep(self.repoll_delay)
                 continue
-            self.session.primed = True
             if any(str(i.get("acct")) != target for i in items):
                 log.warning("IBKR %s: another account's orders in %s's snapshot; reading again",
                             self.connection, target)
@@ -360,15 +362,19 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
 
     async def fetch_orders_many(self, accounts: Sequence[AccountKey], filter: OrderFilter | None = None
                                 ) -> dict[AccountKey, list[Order] | GatewayError]:
-        """Each account selected once, starting with the one already selected."""
+        """Every account's live orders, all asked at once so that identical reads of concurrent
+        requests join them; the section takes them in arrival order, the selected account first, so
+        each account is selected once."""
+        if not self.session.preflight:  # learn what is selected, to start with it
+            async with self.scheduler.permits([PREFLIGHT]), self.section.hold() as held:
+                await self._preflight(held)
         selected = self.section.value
         ordered = sorted(dict.fromkeys(accounts), key=lambda a: a.account_number != selected)
         out: dict[AccountKey, list[Order] | GatewayError] = {}
-        for account in ordered:
-            try:
-                out[account] = await self.fetch_orders(account, filter)
-            except GatewayError as exc:
-                out[account] = exc
+        if not self.session.primed and ordered:  # a cold session's first snapshot is read twice: alone
+            out.update(await self._per_account(ordered[:1], lambda a: self.fetch_orders(a, filter)))
+            ordered = ordered[1:]
+        out.update(await self._per_account(ordered, lambda a: self.fetch_orders(a, filter)))
         return {a: out[a] for a in accounts}
 
     async def fetch_order(self, key: OrderKey) -> Order:
