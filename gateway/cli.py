@@ -9,6 +9,7 @@ import sys
 import click
 import uvicorn
 
+from .brokers.ibkr.claim import LoginInUse
 from .config import ApiKeyConfig, GatewayConfig, load_config
 from .sandbox.engine import EngineConfig
 from .sandbox.venue import SandboxRunner, available_venues
@@ -60,6 +61,13 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
     else:
         config = load_config(config_path)
     app = create_app(config)
+    try:
+        app.state.registry.claim()
+    except LoginInUse as exc:
+        click.echo(f"broker-gateway: {exc}", err=True)
+        if runner is not None:
+            await runner.stop()
+        sys.exit(1)
     # no per-message deflate: a zlib context per WebSocket costs more memory than the small events save
     # uvicorn's access log is process-wide: on, it would also list every request to the sandbox venues
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on",

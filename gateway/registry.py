@@ -26,6 +26,12 @@ class Registry:
         self.adapters: dict[str, BaseAdapter] = {name: build_adapter(c, self.runtime)
                                                  for name, c in config.connections.items()}
 
+    def claim(self) -> None:
+        """Claim every login that one process must serve alone (IBKR without Redis); raises
+        ``LoginInUse`` naming the one another process holds."""
+        for adapter in self.adapters.values():
+            adapter.claim()
+
     async def start(self) -> None:
         """Start every adapter; a broker that is down only logs, a login another process serves
         (``LoginInUse``) refuses the start."""

@@ -153,6 +153,11 @@ class BaseAdapter:
             if changed and filled:
                 self.snapshots.invalidate(None, ("balances",))
 
+    # -- life cycle -----------------------------------------------------------------------
+    def claim(self) -> None:
+        """Claim the broker login for this process where it must not be shared without Redis; the
+        default claims nothing. Raises ``LoginInUse``."""
+
     async def start(self) -> None:
         """Open sessions, log in, start keep-alives. Must not raise when the broker is down."""
 

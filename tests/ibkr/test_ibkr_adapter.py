@@ -268,8 +268,7 @@ async def test_ibkr_lost_order_answer_is_reconciled_by_client_order_id(ctx: Ctx)
 
 
 async def test_ibkr_tickle_keeps_alive_and_notices_logout(ctx: Ctx) -> None:
-    # a second adapter on the same login, for its tickles only (it never switches the session)
-    adapter = make_adapter(ctx.base_url, ctx.venue, tickle_interval=0.05, tickle_interval_min=0, claim_login=False)
+    adapter = make_adapter(ctx.base_url, ctx.venue, tickle_interval=0.05, tickle_interval_min=0)
     count = 0
 
     async def tickles() -> int:

@@ -108,9 +108,8 @@ async def test_ibkr_watch_orders_reconnects_after_the_session_is_replaced(ctx: C
 
 
 async def test_ibkr_watch_orders_falls_back_to_rest_while_the_socket_is_down(ctx: Ctx) -> None:
-    # a second adapter on the login, reading only (claim_login off: this test is about the fallback)
     adapter = make_adapter(ctx.base_url, ctx.venue, global_rate=0, slow_interval=0, orders_repoll_delay=0.05,
-                           ws_url="ws://127.0.0.1:9/v1/api/ws", ws_retry=0.1, claim_login=False)  # nothing listens there
+                           ws_url="ws://127.0.0.1:9/v1/api/ws", ws_retry=0.1)  # nothing listens there
     await adapter.start()
     watcher = Collector(adapter, SUBS[6])
     try:

@@ -86,7 +86,7 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         self.confirmations = (RedisConfirmationStore(redis, self.session_name, ttl) if redis is not None
                               else ConfirmationStore(ttl))
         self.replica = lease.replica if lease is not None else "local"
-        self.claim = LoginClaim(self.session_name) if redis is None and opts.get("claim_login", True) else None
+        self.login_claim = LoginClaim(self.session_name) if redis is None else None
         reference_ttl = float(opts.get("reference_ttl", 300.0))
         self._portfolio: Shared[list[tuple[AccountKind, dict[str, Any]]]] = Shared(self._load_portfolio, reference_ttl)
         self._groups: Shared[list[AllocationGroup]] = Shared(self._load_groups, reference_ttl)
@@ -98,6 +98,11 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         self.ws_retry = float(opts.get("ws_retry", 5.0))
         self.ws_silence = float(opts.get("ws_silence", 35.0))
         self.ws_session: str | None = None  # the ``session`` of the last tickle: the socket's ``api`` cookie
+
+    def claim(self) -> None:
+        """Without Redis, claim the login for this process (``LoginInUse`` when another has it)."""
+        if self.login_claim is not None:
+            self.login_claim.acquire()
 
     def pacing_rules(self) -> PacingRules:
         opts = self.config.options
@@ -111,8 +116,7 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         """Claim the login (one replica per login without Redis: raises ``LoginInUse`` when another
         process on this machine holds it), check the session and start the keep-alive ``tickle``
         task; never raises because the broker is down."""
-        if self.claim is not None:
-            self.claim.acquire()
+        self.claim()
         with budget.accepting(None), contextlib.suppress(GatewayError):
             await self._tickle_once()
         self._tickler = asyncio.create_task(self._tickle_forever(), name=f"ibkr-tickle-{self.connection}")
@@ -125,8 +129,8 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
             self._tickler = None
         await self.client.close()
         await super().close()
-        if self.claim is not None:
-            self.claim.release()
+        if self.login_claim is not None:
+            self.login_claim.release()
 
     def upstream_calls(self) -> int:
         return self.client.calls

@@ -5,8 +5,9 @@ believe they own it switch it under each other (issue #9 measured incomplete ord
 the Redis backend the adapter therefore claims its login with an exclusive ``flock`` on a file named
 after the login (:func:`..runtime.session_name`, never a credential) in the user's runtime directory
 (``$XDG_RUNTIME_DIR``, else the temporary directory): a second process on the same machine and login
-is refused at start. Processes on other machines cannot be detected this way; the README says to
-serve one IBKR login from one replica, or to configure ``[events] backend = "redis"``.
+is refused at start (``broker-gateway serve`` says so in one line and exits). Processes on other
+machines cannot be detected this way; the README says to serve one IBKR login from one replica, or to
+configure ``[events] backend = "redis"``.
 """
 
 from __future__ import annotations
@@ -24,17 +25,27 @@ class LoginInUse(RuntimeError):
     """Another gateway process on this machine serves the same IBKR login without Redis."""
 
 
+#: path → (the open, locked file, how many claims of this process hold it)
+_held: dict[str, tuple[IO[str], int]] = {}
+
+
 class LoginClaim:
-    """An exclusive, process-lifetime claim on ``session`` (released on close or process exit)."""
+    """A claim on ``session`` exclusive to this process (several claims inside the process share it;
+    the file lock goes with the last release, or with the process)."""
 
     def __init__(self, session: str, directory: str | None = None) -> None:
         folder = directory or os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
         self.path = os.path.join(folder, "broker-gateway-" + re.sub(r"[^A-Za-z0-9_.-]", "_", session) + ".lock")
-        self._file: IO[str] | None = None
+        self.held = False
 
     def acquire(self) -> None:
         """Claim the login; raises :class:`LoginInUse` when another process holds it."""
-        if self._file is not None:
+        if self.held:
+            return
+        if self.path in _held:
+            handle, count = _held[self.path]
+            _held[self.path] = (handle, count + 1)
+            self.held = True
             return
         handle = open(self.path, "a+")  # noqa: SIM115 - held open for the claim's lifetime
         try:
@@ -44,10 +55,16 @@ class LoginClaim:
             raise LoginInUse(
                 f"another broker-gateway process serves this IBKR login ({self.path}); one IBKR login needs one "
                 "replica unless [events] backend = \"redis\" shares its session between replicas") from None
-        self._file = handle
+        _held[self.path] = (handle, 1)
+        self.held = True
 
     def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
+        if not self.held:
+            return
+        self.held = False
+        handle, count = _held.pop(self.path)
+        if count > 1:
+            _held[self.path] = (handle, count - 1)
+            return
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
