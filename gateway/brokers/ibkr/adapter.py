@@ -36,6 +36,7 @@ from ...domain.models import Account, AllocationGroup, Money, Order, Position
 from ...domain.requests import OrderFilter, OrderRequest, PositionFilter
 from ..base import BaseAdapter, Capabilities
 from ..http import HttpResponse
+from . import first_seen
 from .cache import Shared
 from .client import IbkrClient
 from .instruments import InstrumentResolver
@@ -209,7 +210,7 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
             raise
 
     def _orders(self, items: list[dict[str, Any]], filter: OrderFilter | None) -> list[Order]:
-        orders = [parse_live_order(self.connection, i, self.session.groups) for i in items]
+        orders = first_seen.stamp(parse_live_order(self.connection, i, self.session.groups) for i in items)
         return [o for o in orders if filter is None or filter.matches(o)]
 
     # -- reads ----------------------------------------------------------------------------

@@ -18,6 +18,13 @@ __all__ = ["AccountApi"]
 _SERVER = {"serverName": "JifN19053", "serverVersion": "Build 10.25.0p, Dec 5, 2023 5:48:12 PM"}
 _MAC = "12:B:B3:23:BF:A0"
 _EXCH_DESC = {"XNAS": "NASDAQ", "XNYS": "NYSE", "ARCX": "ARCA"}
+#: the SPEC multi-account example's ``allowedAssetTypes`` and ``chartPeriods`` (ibkr.md §3.1)
+_ASSET_TYPES = ("STK,CFD,OPT,FOP,WAR,FUT,BAG,PDC,CASH,IND,BOND,BILL,FUND,SLB,News,CMDTY,IOPT,ICU,ICS,PHYSS,"
+                "CRYPTO")
+_SHORT_PERIODS = ["2h", "1d", "2d", "1w", "1m"]
+_CHART_PERIODS = {"STK": ["*"], "CFD": ["*"], "OPT": _SHORT_PERIODS, "FOP": _SHORT_PERIODS, "WAR": ["*"],
+                  "IOPT": ["*"], "FUT": ["*"], "CASH": ["*"], "IND": ["*"], "BOND": ["*"], "FUND": ["*"],
+                  "CMDTY": ["*"], "PHYSS": ["*"], "CRYPTO": ["*"]}
 
 
 class AccountApi:
@@ -73,8 +80,9 @@ class AccountApi:
                               "liteUser": False, "showWebNews": True, "research": True, "debugPnl": True,
                               "showTaxOpt": True, "showImpactDashboard": True, "allowDynAccount": False,
                               "allowCrypto": False, "allowFA": True, "allowLiteUnderPro": False,
-                              "allowedAssetTypes": "STK,OPT,FUT,CASH,BOND,FUND"},
-            "chartPeriods": {"STK": ["*"]},
+                              "allowedAssetTypes": _ASSET_TYPES, "restrictTradeSubscription": False,
+                              "showUkUserLabels": False, "sideBySide": True},
+            "chartPeriods": _CHART_PERIODS,
             "groups": ["All", *self.s.groups], "profiles": [],
             "selectedAccount": session.selected, "serverInfo": _SERVER,
             "sessionId": f"{session.session_id[:8]}.0000001e", "isFT": False, "isPaper": True,
@@ -184,8 +192,8 @@ class AccountApi:
                     "conid": ins.ids["conid"], "companyHeader": f"{ins.name} - {_EXCH_DESC.get(ins.exchange, '')}",
                     "companyName": ins.name, "symbol": ins.symbol, "description": _EXCH_DESC.get(ins.exchange, ""),
                     "restricted": None, "fop": None, "opt": None, "war": None,
-                    "sections": [{"secType": "STK"}], "issuers": None, "bondid": None,
-                })
+                    "sections": [{"secType": "STK"}],
+                })  # no ``issuers`` / ``bondid``: IBKR sends those on bond results only
         return ib_json(hits)
 
     async def suppress(self, request: Request) -> Response:

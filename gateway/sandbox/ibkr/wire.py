@@ -95,6 +95,8 @@ def live_order(order: SimOrder, status: str, account_field: str) -> dict[str, An
     }
     if order.client_order_id:
         item["order_ref"] = order.client_order_id
+    if not done:  # working orders carry the session flag they were placed with (REC-IBIND)
+        item["outsideRTH"] = bool(order.extra.get("outside_rth", False))
     if order.filled_quantity > 0:
         item["avgPrice"] = f"{order.average_price:.4f}".rstrip("0").rstrip(".")
     if order.order_type == "stop_limit":
@@ -133,19 +135,48 @@ def order_status(order: SimOrder, status: str) -> dict[str, Any]:
     return body
 
 
+#: symbol → (group, sector, sectorGroup) as IBKR's contract details name them ("" for ETFs)
+_SECTORS: dict[str, tuple[str, str, str]] = {
+    "AAPL": ("Computers", "Technology", "Computers"),
+    "MSFT": ("Software", "Technology", "Applications Software"),
+    "TSLA": ("Auto Manufacturers", "Consumer, Cyclical", "Auto-Cars/Light Trucks"),
+    "META": ("Internet", "Communications", "Internet Content-Entmnt"),
+    "AMZN": ("Internet", "Communications", "E-Commerce/Products"),
+    "NVDA": ("Semiconductors", "Technology", "Electronic Compo-Semicon"),
+    "IBM": ("Computers", "Technology", "Computer Services"),
+    "GOOGL": ("Internet", "Communications", "Web Portals/ISP"),
+}
+#: the ``allExchanges`` list IBKR gives a US listing (shortened from the SPEC example's)
+_US_EXCHANGES = "AMEX,NYSE,CBOE,PHLX,CHX,ARCA,ISLAND,ISE,IDEAL,NASDAQQ,DRCTEDGE,BEX,BATS,EDGEA,PSX,BYX,IEX,MEMX,LTSE"
+
+
 def position_item(engine: Engine, account: SimAccount, pos: SimPosition) -> dict[str, Any]:
-    """One item of ``GET portfolio/{accountId}/positions/{pageId}`` (CAMPUS #positions shape)."""
+    """One item of ``GET portfolio/{accountId}/positions/{pageId}`` in the fuller form the SPEC
+    example and the recordings show (CAMPUS keys plus ``fullName``, ``group``, ``sector``,
+    ``incrementRules``, ``displayRule`` …; ``strike`` a string, ``multiplier`` ``0.0`` there)."""
     ins = pos.instrument
     mkt = engine.price(ins.key)
     value = pos.quantity * mkt
     upl = (mkt - pos.average_price) * pos.quantity
+    etf = ins.asset_class == "etf"
+    if ins.ids.get("synthetic"):
+        sector = ins.name.split(" CO ")[0].removeprefix("SYNTHETIC ").title()
+        group = (sector, sector, sector)
+    else:
+        group = ("", "", "") if etf else _SECTORS.get(ins.symbol, ("", "", ""))
     return {
         "acctId": account.id, "conid": int(ins.ids["conid"]), "contractDesc": ins.symbol,
         "position": float(pos.quantity), "mktPrice": float(mkt), "mktValue": float(round(value, 2)),
         "currency": ins.currency, "avgCost": float(pos.average_price), "avgPrice": float(pos.average_price),
         "realizedPnl": float(round(pos.realized_pnl, 2)), "unrealizedPnl": float(round(upl, 2)),
-        "exchs": None, "expiry": None, "putOrCall": None, "multiplier": None, "strike": 0.0,
+        "exchs": None, "expiry": None, "putOrCall": None, "multiplier": 0.0, "strike": "0",
         "exerciseStyle": None, "conExchMap": [], "assetClass": "STK", "undConid": 0, "model": "",
-        "name": ins.name, "ticker": ins.symbol, "listingExchange": _EXCHANGE.get(ins.exchange, ins.exchange),
-        "isUS": True, "pageSize": 100, "type": "ETF" if ins.asset_class == "etf" else "COMMON",
+        "incrementRules": [{"lowerEdge": 0.0, "increment": float(ins.tick_size)}],
+        "displayRule": {"magnification": 0,
+                        "displayRuleStep": [{"decimalDigits": 2, "lowerEdge": 0.0, "wholeDigits": 4}]},
+        "time": 38, "chineseName": "", "allExchanges": _US_EXCHANGES,
+        "listingExchange": _EXCHANGE.get(ins.exchange, ins.exchange), "countryCode": "US",
+        "name": ins.name, "lastTradingDay": None, "group": group[0], "sector": group[1], "sectorGroup": group[2],
+        "ticker": ins.symbol, "type": "ETF" if etf else "COMMON", "hasOptions": not ins.ids.get("synthetic"),
+        "fullName": ins.symbol, "isUS": True, "isEventContract": False, "pageSize": 100,
     }
