@@ -237,6 +237,20 @@ async def test_ibkr_question_voided_by_another_order_is_confirmed_by_sending_aga
     assert [o["client_order_id"] for o in (await ctx.state())["orders"]].count("void-1") == 1
 
 
+async def test_ibkr_question_voided_by_a_positions_read_is_confirmed_by_sending_again(ctx: Ctx) -> None:
+    """IBKR voids a pending reply on any request that reaches the session, a read included (the
+    venue models it): the adapter's confirmation recovers by sending the order again, once."""
+    asked = await ctx.adapter.create_order(order("void-read-1", account=SUBS[9], kind=OrderType.LIMIT, limit="1"))
+    assert isinstance(asked, Confirmation) and asked.message_ids == ("o163",)
+    assert await ctx.adapter.fetch_positions(AccountKey(CONNECTION, SUBS[9]))  # a read reaches the session
+    before = await ctx.stats()
+    placed = await ctx.adapter.confirm_order(asked.key, True)
+    assert isinstance(placed, Order) and placed.client_order_id == "void-read-1"
+    after = await ctx.stats()
+    assert after[f"POST /v1/api/iserver/account/{SUBS[9]}/orders"] - before[f"POST /v1/api/iserver/account/{SUBS[9]}/orders"] == 1
+    assert [o["client_order_id"] for o in (await ctx.state())["orders"]].count("void-read-1") == 1
+
+
 async def test_ibkr_confirmation_expires(ctx: Ctx) -> None:
     ctx.adapter.session.confirmation_ttl = 0.1
     try:

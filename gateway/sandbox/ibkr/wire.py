@@ -126,6 +126,22 @@ def order_status(order: SimOrder, status: str) -> dict[str, Any]:
         "order_time": _stamp(order).astimezone(UTC).strftime("%y%m%d%H%M%S"),
         "size_and_fills": _qty(order.quantity) if done else f"{_qty(order.filled_quantity)}/{_qty(order.quantity)}",
     }
+    display, _ = _TYPE_DISPLAY[order.order_type]
+    verb = ("Bought" if order.side == "buy" else "Sold") if status == "Filled" else order.side.capitalize()
+    px = order.stop_price if order.order_type == "stop" else order.limit_price
+    desc = f"{verb} {_qty(order.quantity)} {display}{' ' + _price_str(px) if px is not None else ''}, " \
+           f"{order.time_in_force.capitalize()}"
+    bg, fg = _COLORS.get(status, ("#FFFFFF", "#000000"))
+    body.update({  # the rest of the SPEC example's keys
+        "fg_color": fg, "bg_color": bg, "available_chart_periods": "#R|1", "order_description": desc,
+        "order_description_with_contract": desc.replace(f" {_qty(order.quantity)} ",
+                                                        f" {_qty(order.quantity)} {ins.symbol} ", 1),
+        "alert_active": 1, "child_order_type": "0" if done else "3", "order_clearing_account": order.account_id,
+        "exit_strategy_display_price": _price_str(px or order.average_price or None) or "0.00",
+        "exit_strategy_chart_description": f"{verb} {_qty(order.filled_quantity)} @ {order.average_price:.2f}"
+        if order.filled_quantity > 0 else desc,
+        "exit_strategy_tool_availability": "1", "allowed_duplicate_opposite": True,
+    })
     if order.limit_price is not None:
         body["limit_price"] = _price_str(order.limit_price)
     if order.stop_price is not None:
