@@ -7,6 +7,9 @@ document lacks unless it is named in ``extra`` (a dotted path, ``"$.items[].outs
 key name). Lists compare each answer element with the documented first element (or with
 ``element``, a documented element chosen by the caller). Numbers are one type (JSON has no int /
 float distinction), strings another: IBKR's ``strike`` ``"0"`` against ``0.0`` is a difference.
+``optional`` names documented keys the answer may lack (present on some states only) and
+``drift`` keys whose type the reference itself documents as varying (ETNA's ``ExecInst`` ``0`` or
+``"AllOrNone"``).
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ def _allowed(path: str, key: str, extra: frozenset[str]) -> bool:
     return key in extra or f"{path}.{key}" in extra
 
 
-def _walk(doc: Any, got: Any, path: str, extra: frozenset[str], problems: list[str]) -> None:
+def _walk(doc: Any, got: Any, path: str, extra: frozenset[str], problems: list[str],
+          optional: frozenset[str] = frozenset(), drift: frozenset[str] = frozenset()) -> None:
     kind_doc, kind_got = json_type(doc), json_type(got)
-    if "null" in (kind_doc, kind_got):
+    if "null" in (kind_doc, kind_got) or path.rsplit(".", 1)[-1] in drift:
         return
     if kind_doc != kind_got:
         problems.append(f"{path}: documented {kind_doc}, venue {kind_got} ({got!r})")
@@ -46,25 +50,28 @@ def _walk(doc: Any, got: Any, path: str, extra: frozenset[str], problems: list[s
     if kind_doc == "object":
         for key, value in doc.items():
             if key not in got:
-                problems.append(f"{path}.{key}: documented, missing in the venue's answer")
+                if not _allowed(path, key, optional):
+                    problems.append(f"{path}.{key}: documented, missing in the venue's answer")
             else:
-                _walk(value, got[key], f"{path}.{key}", extra, problems)
+                _walk(value, got[key], f"{path}.{key}", extra, problems, optional, drift)
         for key in got:
             if key not in doc and not _allowed(path, key, extra):
                 problems.append(f"{path}.{key}: in the venue's answer, not in the documented payload")
     elif kind_doc == "array" and doc:
         for n, item in enumerate(got):
-            _walk(doc[0], item, f"{path}[{n}]" if n else f"{path}[]", extra, problems)
+            _walk(doc[0], item, f"{path}[{n}]", extra, problems, optional, drift)
 
 
 def assert_same_shape(documented: Any, answer: Any, *, extra: set[str] | frozenset[str] = frozenset(),
-                      element: Any = None) -> None:
+                      element: Any = None, optional: set[str] | frozenset[str] = frozenset(),
+                      drift: set[str] | frozenset[str] = frozenset()) -> None:
     """Raise ``AssertionError`` listing every key / type difference (see the module docstring)."""
     problems: list[str] = []
+    opt, dr = frozenset(optional), frozenset(drift)
     if element is not None:
         assert isinstance(answer, list) and answer, f"expected a non-empty array, got {answer!r}"
         for n, item in enumerate(answer):
-            _walk(element, item, f"$[{n}]", frozenset(extra), problems)
+            _walk(element, item, f"$[{n}]", frozenset(extra), problems, opt, dr)
     else:
-        _walk(documented, answer, "$", frozenset(extra), problems)
+        _walk(documented, answer, "$", frozenset(extra), problems, opt, dr)
     assert not problems, "venue answer differs from the documented shape:\n  " + "\n  ".join(problems)

@@ -77,7 +77,9 @@ def order_resource(order: SimOrder, now: float) -> dict[str, Any]:
         "TrailingStopAmountType": "Absolute", "TrailingStopAmount": 0,
         "TrailingLimitAmountType": "Absolute", "TrailingLimitAmount": 0,
         "CreateDate": format_ticks(created), "InitialType": x["wire_type"], "IsExternal": False,
-        "ExecutionInstructions": {"CorrelationId": x["correlation_id"], "CreateOrderRequestTimeUnix": str(created)},
+        # the placement answer carries the request's instructions; later reads show {} (the docs' examples)
+        "ExecutionInstructions": {"CorrelationId": x["correlation_id"], "CreateOrderRequestTimeUnix": str(created)}
+        if status == "PendingNew" else {},
         "TransType": x.get("trans_type", "New"), "ValidationsToBypass": 0, "ParentRequestId": 0,
         "SettlementDate": "0001-01-01T00:00:00Z",
     }
@@ -89,6 +91,7 @@ def order_resource(order: SimOrder, now: float) -> dict[str, Any]:
         body.update({"Description": order.reject_reason or "Rejected", "Comment": ""})
     if order.filled_quantity > 0 and last is not None:
         body["ExecId"] = str(173_657_800 + int(last.id))
+        body["CounterPartyOrderId"] = order.client_order_id or str(wire_id(order))  # as the filled example
     return body
 
 
