@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import httpx
 import pytest_asyncio
@@ -182,3 +183,13 @@ async def test_ibkr_sandbox_stock_search_results_carry_no_bond_keys(wire: httpx.
     [aapl] = (await wire.get("iserver/secdef/search", params={"symbol": "AAPL"})).json()
     assert aapl["conid"] == "265598" and aapl["sections"] == [{"secType": "STK"}]
     assert "issuers" not in aapl and "bondid" not in aapl
+
+
+async def test_ibkr_sandbox_ledger_gives_the_masters_cash(wire: httpx.AsyncClient) -> None:
+    from gateway.brokers.ibkr.parsing import parse_ledger_cash
+    from gateway.domain import Money
+
+    ledger = (await wire.get(f"portfolio/{MASTER}/ledger")).json()
+    assert set(ledger) == {"USD", "BASE"} and ledger["USD"]["key"] == "LedgerList"
+    cash = (await _state(wire))["accounts"][MASTER]["cash"]
+    assert parse_ledger_cash(ledger, "USD") == Money(Decimal(cash), "USD")

@@ -26,7 +26,7 @@ from ...domain.keys import AccountKey, AllocationGroupKey, OrderKey, PositionKey
 from ...domain.models import Account, AllocationGroup, AllocationMember, Instrument, Money, Order, Position
 
 __all__ = [
-    "LISTING_CURRENCY", "ORDER_STATUS", "currency_of", "parse_account", "parse_allocation_group",
+    "LISTING_CURRENCY", "ORDER_STATUS", "currency_of", "parse_account", "parse_allocation_group", "parse_ledger_cash",
     "parse_live_order", "parse_order_status", "parse_position", "parse_contract", "status_of",
 ]
 
@@ -234,6 +234,21 @@ def parse_account(connection: str, item: dict[str, Any], kind: AccountKind, grou
     return Account(key=AccountKey(connection, number), broker=Broker.IBKR,
                    display_name=item.get("displayName") or item.get("accountTitle") or number,
                    base_currency=item.get("currency"), kind=kind, allocation_group_names=groups, raw=item)
+
+
+def parse_ledger_cash(body: Any, currency: str | None) -> Money | None:
+    """``GET portfolio/{accountId}/ledger`` → the account's cash: ``cashbalance`` of the
+    ``currency`` entry (the account's base currency), else of ``BASE`` in ``currency``; ``None``
+    when the answer has neither (the master's cash, which ``iserver/account/allocation/accounts``
+    does not list)."""
+    if not isinstance(body, dict) or not currency:
+        return None
+    for key in (currency, "BASE"):
+        row = body.get(key)
+        if isinstance(row, dict) and row.get("cashbalance") is not None:
+            amount = dec(row["cashbalance"])
+            return None if amount is None else Money(amount, currency)
+    return None
 
 
 def parse_allocation_group(connection: str, body: dict[str, Any], master: str | None) -> AllocationGroup:

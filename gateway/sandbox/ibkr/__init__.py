@@ -132,6 +132,7 @@ def _wire_routes(state: VenueState, stream: OrderStream) -> list[BaseRoute]:
         Route(f"{p}portfolio/accounts", a.portfolio_accounts, methods=["GET"]),
         Route(f"{p}portfolio/subaccounts", a.subaccounts, methods=["GET"]),
         Route(f"{p}portfolio/{{account}}/positions/invalidate", a.invalidate, methods=["POST"]),
+        Route(f"{p}portfolio/{{account}}/ledger", a.ledger, methods=["GET"]),
         Route(f"{p}portfolio/{{account}}/positions/{{page}}", a.positions, methods=["GET"]),
     ]
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
@@ -138,6 +140,34 @@ class AccountApi:
                       key=lambda p: p.instrument.symbol)
         chunk = held[page * 100:(page + 1) * 100] if page >= 0 else []
         return ib_json([position_item(self.s.engine, account, p) for p in chunk])
+
+    async def ledger(self, request: Request) -> Response:
+        """GET portfolio/{accountId}/ledger: cash and values per currency plus ``BASE`` (CAMPUS
+        #get-ledger shape; every sandbox account is USD)."""
+        account = self.s.engine.accounts.get(request.path_params["account"])
+        if account is None:
+            return ib_error("Invalid account ID", 500)
+        engine = self.s.engine
+        stock = sum((p.quantity * engine.price(p.instrument.key) for p in account.positions.values()), Decimal(0))
+        upl = sum(((engine.price(p.instrument.key) - p.average_price) * p.quantity
+                   for p in account.positions.values()), Decimal(0))
+        realized = sum((p.realized_pnl for p in account.positions.values()), Decimal(0))
+        now = int(time.time())
+
+        def row(key: str) -> dict[str, Any]:
+            return {"commoditymarketvalue": 0.0, "futuremarketvalue": 0.0, "settledcash": float(account.cash),
+                    "exchangerate": 1, "sessionid": 1, "cashbalance": float(account.cash),
+                    "corporatebondsmarketvalue": 0.0, "warrantsmarketvalue": 0.0,
+                    "netliquidationvalue": float(round(account.cash + stock, 2)), "interest": 0.0,
+                    "unrealizedpnl": float(round(upl, 2)), "stockmarketvalue": float(round(stock, 2)),
+                    "moneyfunds": 0.0, "currency": account.currency if key != "BASE" else "BASE",
+                    "realizedpnl": float(round(realized, 2)), "funds": 0.0, "acctcode": account.id,
+                    "issueroptionsmarketvalue": 0.0, "key": "LedgerList", "timestamp": now, "severity": 0,
+                    "stockoptionmarketvalue": 0.0, "futuresonlypnl": 0.0, "tbondsmarketvalue": 0.0,
+                    "futureoptionmarketvalue": 0.0, "cashbalancefxsegment": 0.0, "secondkey": key,
+                    "tbillsmarketvalue": 0.0, "endofbundle": 1, "dividends": 0.0, "cryptocurrencyvalue": 0.0}
+
+        return ib_json({account.currency: row(account.currency), "BASE": row("BASE")})
 
     async def invalidate(self, request: Request) -> Response:
         """POST portfolio/{accountId}/positions/invalidate"""
