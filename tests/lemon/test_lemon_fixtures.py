@@ -87,3 +87,27 @@ async def test_venue_writes_match_the_fixtures(venue: httpx.AsyncClient) -> None
                                                "idempotency": "fixture-2"})).json()
     deleted = await venue.delete(f"orders/{second['results']['id']}")
     assert_same_shape(fixture("delete_order.response.json"), deleted.json())
+
+
+async def test_orders_carry_the_ticker_from_the_market_data(venue: httpx.AsyncClient) -> None:
+    from gateway.brokers.lemon.adapter import LemonAdapter
+    from gateway.config import ConnectionConfig
+
+    listed = (await venue.get("instruments", params={"isin": "US88160R1014,DE0008232125"})).json()["results"]
+    assert {(i["isin"], i["symbol"], i["type"]) for i in listed} == {("US88160R1014", "TL0", "stock"),
+                                                                   ("DE0008232125", "LHA", "stock")}
+    assert listed[0]["venues"][0]["mic"] == "XMUN"
+    config = ConnectionConfig(name="lemon-fx", broker="lemon", base_url=str(venue.base_url),
+                              credentials={"api_key": API_KEY})
+    adapter = LemonAdapter(config)
+    try:
+        [account] = await adapter.fetch_accounts()
+        orders = await adapter.fetch_orders(account.key)
+        assert orders and all(o.instrument.symbol for o in orders)
+        tesla = [o for o in orders if o.instrument.isin == "US88160R1014"]
+        assert tesla and {o.instrument.symbol for o in tesla} == {"TL0"}
+        calls = adapter.upstream_calls()
+        await adapter.fetch_orders(account.key)
+        assert adapter.upstream_calls() - calls == 1  # the tickers are looked up once: only GET orders again
+    finally:
+        await adapter.close()

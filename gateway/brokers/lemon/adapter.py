@@ -33,6 +33,7 @@ from ...domain.requests import OrderFilter, OrderRequest, PositionFilter
 from ..base import BaseAdapter, Capabilities, Confirmation, Page, PlaceOutcome, WindowQuery
 from . import parsing
 from .client import LemonClient
+from .instruments import SymbolDirectory
 
 __all__ = ["LemonAdapter", "page_for"]
 
@@ -57,6 +58,7 @@ class LemonAdapter(BaseAdapter):
     def __init__(self, config: ConnectionConfig) -> None:
         super().__init__(config)
         self.client = LemonClient(config)
+        self.symbols = SymbolDirectory(self.client)
         self._account_id: str | None = None
         self._account_lock = asyncio.Lock()
 
@@ -64,7 +66,7 @@ class LemonAdapter(BaseAdapter):
         await self.client.close()
 
     def upstream_calls(self) -> int:
-        return self.client.http.calls
+        return self.client.http.calls + self.client.data.calls
 
     # -- accounts -------------------------------------------------------------------------
     async def fetch_accounts(self) -> list[Account]:
@@ -137,7 +139,7 @@ class LemonAdapter(BaseAdapter):
         from/to pushed down, the rest applied locally)."""
         account_id = await self._check(account)
         items = await self.client.get_all("orders", self._order_params(filter))
-        orders = [parsing.parse_order(self.connection, account_id, o) for o in items]
+        orders = await self.symbols.complete([parsing.parse_order(self.connection, account_id, o) for o in items])
         return [o for o in orders if filter is None or filter.matches(o)]
 
     async def fetch_orders_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
@@ -153,7 +155,7 @@ class LemonAdapter(BaseAdapter):
         size, page, skip = window
         raw, total = await self.client.get_page("orders", self._order_params(flt), limit=size, page=page)
         parsed = [parsing.parse_order(self.connection, account_id, o) for o in raw]
-        return Page(parsed[skip:skip + q.limit], total)
+        return Page(await self.symbols.complete(parsed[skip:skip + q.limit]), total)
 
     async def _windows(self, queries: Sequence[WindowQuery], one: Any) -> list[Page | GatewayError]:
         results = await asyncio.gather(*(one(q) for q in queries), return_exceptions=True)
@@ -165,7 +167,8 @@ class LemonAdapter(BaseAdapter):
     async def fetch_order(self, key: OrderKey) -> Order:
         """``GET orders/{id}``; ``OrderNotFound`` for an unknown id or another account's."""
         account_id = await self._check(AccountKey(key.connection, key.account_number))
-        return parsing.parse_order(self.connection, account_id, await self.client.get_order(key.broker_order_id))
+        order = parsing.parse_order(self.connection, account_id, await self.client.get_order(key.broker_order_id))
+        return (await self.symbols.complete([order]))[0]
 
     async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
                                        hint: OrderRequest | None = None) -> Order | None:

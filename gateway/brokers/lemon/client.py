@@ -7,13 +7,27 @@ unless a single page is asked for.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from ...config import ConnectionConfig
 from ...domain.errors import BadResponse
 from ..http import HttpClient
 from .errors import map_error
 
-__all__ = ["LemonClient", "Page"]
+__all__ = ["DATA_URL", "LemonClient", "Page", "data_url"]
+
+#: lemon's market-data API (instruments with their tickers), beside the trading API
+DATA_URL = "https://data.lemon.markets/v1/"
+
+
+def data_url(config: ConnectionConfig) -> str:
+    """The market-data base URL: option ``data_url``, else lemon's own for a lemon.markets trading
+    host, else the trading base URL (a proxy or the sandbox serving both resources)."""
+    explicit = config.options.get("data_url")
+    if explicit:
+        return str(explicit)
+    host = urlsplit(config.base_url).hostname or ""
+    return DATA_URL if host == "lemon.markets" or host.endswith(".lemon.markets") else config.base_url
 
 Page = tuple[list[dict[str, Any]], int]  # (results, total)
 
@@ -22,15 +36,30 @@ DOCUMENTED_RATE = (100 / 60, 200)  # bucket 200 + 100/min: never over 300 in any
 
 
 class LemonClient:
-    """Bearer-authenticated client of one lemon API key (``credentials.api_key``)."""
+    """Bearer-authenticated client of one lemon API key (``credentials.api_key``); the market data
+    use ``credentials.data_api_key`` where lemon issued a separate one, else the same key."""
 
     def __init__(self, config: ConnectionConfig) -> None:
         api_key = config.credential("api_key")
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = HttpClient(config, map_error, auth_headers=lambda: self._auth, default_rate=DOCUMENTED_RATE)
+        data_key = config.credential("data_api_key") or api_key
+        self._data_auth = {"Authorization": f"Bearer {data_key}"} if data_key else {}
+        self.data = HttpClient(config.model_copy(update={"base_url": data_url(config)}), map_error,
+                               auth_headers=lambda: self._data_auth, default_rate=DOCUMENTED_RATE)
 
     async def close(self) -> None:
         await self.http.close()
+        await self.data.close()
+
+    async def get_instruments(self, isins: list[str]) -> list[dict[str, Any]]:
+        """Market data ``GET instruments?isin=A,B`` → ``results`` (``isin``, ``symbol``, ``type``, …)."""
+        body = (await self.data.read("GET", "instruments", params=[("isin", ",".join(isins)),
+                                                                 ("limit", "100")])).body
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise BadResponse("lemon instruments answer without results")
+        return results
 
     @staticmethod
     def _results(body: Any) -> Any:
