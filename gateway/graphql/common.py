@@ -56,7 +56,11 @@ def price(value: models.Money | None) -> Money | None:
 @strawberry.type(description="A tradable instrument as the broker lists it.")
 class Instrument:
     symbol: str | None = strawberry.field(description="Ticker / trading symbol as the broker lists it.")
-    isin: str | None = strawberry.field(description="ISIN (ISO 6166), where known.")
+    isin: str | None = strawberry.field(description=(
+        "ISIN (ISO 6166) where the broker reports it (lemon, Alice Blue; ETNA where its security look-up "
+        "sends one). IBKR reports none: an IBKR item shows the ISIN the caller named (an order placed by ISIN, "
+        "or a `positions` / `orders` filter by ISIN, which matches IBKR items through the conids IBKR lists "
+        "for that ISIN), else null."))
     name: str | None = strawberry.field(description="Instrument name.")
     exchange: str | None = strawberry.field(
         description="MIC where known (XMUN, XNAS, ...), else the broker's venue code (NSE, BSE).")
