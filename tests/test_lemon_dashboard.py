@@ -28,7 +28,8 @@ async def test_dashboard_returns_seeded_account_with_exact_eur_amounts(gql: Grap
     wire_account = (await _wire(lemon_url, "account"))["results"]
     assert account["accountNumber"] == wire_account["account_id"]
     assert account["displayName"] == "Erika Mustermann"
-    assert account["cash"] == {"amount": str(Decimal(wire_account["cash_to_invest"]) / 10000), "currency": "EUR"}
+    assert account["cash"] == {"amount": str((Decimal(wire_account["cash_to_invest"]) / 10000).quantize(Decimal("0.01"))),
+                              "currency": "EUR"}  # an amount: the currency's minor unit
 
     wire_positions = {p["isin"]: p for p in (await _wire(lemon_url, "positions?limit=100"))["results"]}
     positions = {p["instrument"]["isin"]: p for p in account["positions"]["nodes"]}
@@ -39,15 +40,16 @@ async def test_dashboard_returns_seeded_account_with_exact_eur_amounts(gql: Grap
         assert Decimal(position["quantity"]) == wire["quantity"]
         assert Decimal(position["averagePrice"]["amount"]) == Decimal(wire["buy_price_avg"]) / 10000
         assert Decimal(position["marketPrice"]["amount"]) == Decimal(wire["estimated_price"]) / 10000
-        assert Decimal(position["marketValue"]["amount"]) == Decimal(wire["estimated_price_total"]) / 10000
+        assert Decimal(position["marketValue"]["amount"]) == (Decimal(wire["estimated_price_total"]) / 10000).quantize(
+            Decimal("0.01"))
         assert position["averagePrice"]["currency"] == "EUR"
     lufthansa = positions["DE0008232125"]
-    assert lufthansa["marketPrice"]["amount"] == "6.642" and lufthansa["instrument"]["name"] == "DEUTSCHE LUFTHANSA AG"
+    assert lufthansa["marketPrice"]["amount"] == "6.6420" and lufthansa["instrument"]["name"] == "DEUTSCHE LUFTHANSA AG"
 
     open_orders = account["orders"]["nodes"]
     tesla = [o for o in open_orders if o["instrument"]["isin"] == "US88160R1014"]
     assert tesla and tesla[0]["status"] == "SUBMITTED" and tesla[0]["brokerStatus"] == "open"
-    assert tesla[0]["limitPrice"] == {"amount": "150", "currency": "EUR"}
+    assert tesla[0]["limitPrice"] == {"amount": "150.0000", "currency": "EUR"}
     assert all(o["status"] not in ("FILLED", "CANCELED", "EXPIRED", "REJECTED") for o in open_orders)
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..config import ConnectionConfig
 from ..domain.enums import Broker, ConnectionStatus, OrderStatus, OrderType, Product
@@ -29,7 +29,17 @@ from .runtime import Runtime, session_name
 from .scheduler import SessionScheduler
 from .snapshots import SnapshotStore
 
-__all__ = ["BaseAdapter", "Capabilities", "Confirmation", "Page", "PlaceOutcome", "WindowQuery"]
+__all__ = ["BaseAdapter", "Capabilities", "Confirmation", "IsinResolver", "Page", "PlaceOutcome", "WindowQuery"]
+
+
+@runtime_checkable
+class IsinResolver(Protocol):
+    """Looks up which broker instrument ids an ISIN names, for a broker whose positions and orders
+    carry no ISIN (IBKR: conids through ``iserver/secdef/search``)."""
+
+    async def ids_for_isin(self, isin: str) -> frozenset[str]:
+        """The broker's instrument ids for ``isin`` (empty when the broker knows none)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,12 +218,63 @@ class BaseAdapter:
 
     async def fetch_positions_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
         """Windows of position lists. The default reads whole lists (one ``fetch_positions_many`` per
-        distinct filter), filters locally and slices; a broker that pages natively overrides it."""
-        return await self._pages(queries, self.fetch_positions_many)
+        distinct filter), filters locally and slices; a broker that pages natively overrides it.
+        An ``isin`` filter on a broker with an :meth:`isin_resolver` matches through the ids it
+        resolves the ISIN to (see :meth:`_resolve_isins`)."""
+        return await self._isin_pages(queries, self.fetch_positions_many)
 
     async def fetch_orders_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
         """Windows of order lists; see :meth:`fetch_positions_pages`."""
-        return await self._pages(queries, self.fetch_orders_many)
+        return await self._isin_pages(queries, self.fetch_orders_many)
+
+    def isin_resolver(self) -> IsinResolver | None:
+        """How this adapter resolves an ISIN to its instrument ids where its positions and orders
+        carry no ISIN: its ``instruments`` attribute when that is an :class:`IsinResolver` (IBKR),
+        else ``None`` (the broker reports ISINs, and a filter compares them)."""
+        candidate = getattr(self, "instruments", None)
+        return candidate if isinstance(candidate, IsinResolver) else None
+
+    async def _resolve_isins(self, queries: Sequence[WindowQuery]) -> list[WindowQuery | GatewayError]:
+        """``queries`` with each ``isin`` filter given the instrument ids the ISIN resolves to (one
+        look-up per distinct ISIN); a look-up that fails stands in for its queries' answers."""
+        resolver = self.isin_resolver()
+        isins = sorted({str(q.filter.isin) for q in queries if getattr(q.filter, "isin", None)})
+        if resolver is None or not isins:
+            return list(queries)
+        found = await asyncio.gather(*(resolver.ids_for_isin(i) for i in isins), return_exceptions=True)
+        for result in found:
+            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                raise result
+        by_isin = dict(zip(isins, found, strict=True))
+        out: list[WindowQuery | GatewayError] = []
+        for q in queries:
+            isin = getattr(q.filter, "isin", None)
+            ids = by_isin.get(str(isin)) if isin else None
+            if isinstance(ids, GatewayError):
+                out.append(ids)
+            elif isinstance(ids, frozenset):
+                out.append(replace(q, filter=replace(q.filter, instrument_ids=ids)))
+            else:
+                out.append(q)
+        return out
+
+    async def _isin_pages(self, queries: Sequence[WindowQuery], fetch_many: Any) -> list[Page | GatewayError]:
+        resolved = await self._resolve_isins(queries)
+        asked = [q for q in resolved if isinstance(q, WindowQuery)]
+        pages = iter(await self._pages(asked, fetch_many) if asked else [])
+        out: list[Page | GatewayError] = []
+        for q in resolved:
+            if not isinstance(q, WindowQuery):
+                out.append(q)
+                continue
+            page = next(pages)
+            isin = getattr(q.filter, "isin", None)
+            if isin and isinstance(page, Page):
+                for item in page.items:  # the ISIN the caller named, on holdings the broker gave none
+                    if item.instrument.isin is None:
+                        item.instrument = replace(item.instrument, isin=str(isin).upper())
+            out.append(page)
+        return out
 
     async def _pages(self, queries: Sequence[WindowQuery], fetch_many: Any) -> list[Page | GatewayError]:
         by_filter: dict[Any, list[AccountKey]] = {}

@@ -92,7 +92,11 @@ class AllocationGroup:
 
 @dataclass(slots=True)
 class Order:
-    """An order as the broker reports it, normalised; ``broker_status`` keeps the broker's word."""
+    """An order as the broker reports it, normalised; ``broker_status`` keeps the broker's word.
+
+    ``created_at_first_seen`` marks a ``created_at`` that is when the gateway first saw the order
+    (IBKR orders carry no creation time), not the broker's own creation time.
+    """
 
     key: OrderKey
     instrument: Instrument
@@ -110,6 +114,7 @@ class Order:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     client_order_id: str | None = None
+    created_at_first_seen: bool = False
     allocation_group: AllocationGroupKey | None = None
     account_known: bool = True
     product: Product | None = None

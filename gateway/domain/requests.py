@@ -9,7 +9,19 @@ from decimal import Decimal
 from .enums import OrderSide, OrderStatus, OrderType, Product, TimeInForce
 from .keys import AccountKey, AllocationGroupKey
 
-__all__ = ["InstrumentRef", "OrderFilter", "OrderRequest", "OrderUpdate", "PositionFilter"]
+__all__ = ["InstrumentRef", "OrderFilter", "OrderRequest", "OrderUpdate", "PositionFilter", "isin_matches"]
+
+
+def isin_matches(isin: str, instrument_ids: frozenset[str], instrument: object) -> bool:
+    """Whether ``instrument`` is the one ``isin`` names: by its ISIN where it has one, else (a
+    broker that reports no ISIN, as IBKR) by its broker instrument id being one the adapter resolved
+    ``isin`` to (``instrument_ids``, filled by the adapter before filtering)."""
+    from .models import Instrument
+
+    assert isinstance(instrument, Instrument)
+    if instrument.isin:
+        return instrument.isin.upper() == isin.upper()
+    return instrument.broker_instrument_id is not None and instrument.broker_instrument_id in instrument_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,7 @@ class OrderFilter:
     isin: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    instrument_ids: frozenset[str] = field(default_factory=frozenset)
 
     def matches(self, order: object) -> bool:
         from .models import Order
@@ -79,7 +92,7 @@ class OrderFilter:
             return False
         if self.symbol is not None and (order.instrument.symbol or "").upper() != self.symbol.upper():
             return False
-        if self.isin is not None and (order.instrument.isin or "").upper() != self.isin.upper():
+        if self.isin is not None and not isin_matches(self.isin, self.instrument_ids, order.instrument):
             return False
         if self.created_after is not None and (order.created_at is None or order.created_at < self.created_after):
             return False
@@ -96,6 +109,7 @@ class PositionFilter:
     isin: str | None = None
     min_quantity: Decimal | None = None
     max_quantity: Decimal | None = None
+    instrument_ids: frozenset[str] = field(default_factory=frozenset)
 
     def matches(self, position: object) -> bool:
         from .models import Position
@@ -103,7 +117,7 @@ class PositionFilter:
         assert isinstance(position, Position)
         if self.symbol is not None and (position.instrument.symbol or "").upper() != self.symbol.upper():
             return False
-        if self.isin is not None and (position.instrument.isin or "").upper() != self.isin.upper():
+        if self.isin is not None and not isin_matches(self.isin, self.instrument_ids, position.instrument):
             return False
         if self.min_quantity is not None and position.quantity < self.min_quantity:
             return False

@@ -12,12 +12,13 @@ from ..brokers.base import Page, WindowQuery
 from ..domain import models
 from ..domain.errors import GatewayError
 from ..domain.errors import InvalidInput as InvalidInputError
+from ..domain.money import quantize_amount, quantize_price
 from .enums import AssetClassEnum, ErrorCodeEnum
-from .scalars import Decimal
+from .scalars import Decimal, ScaledDecimal
 
 __all__ = ["BrokerUnavailable", "InvalidInput", "Instrument", "MaxAge", "Money", "Node", "NotFound", "NotSupported",
            "OrderOutcomeUnknown", "OrderRejected", "PageInfo", "UserError", "check_max_age", "decode_cursor",
-           "encode_cursor", "money", "window"]
+           "encode_cursor", "money", "price", "window"]
 
 
 @strawberry.interface(description="An object with an opaque global id, resolvable with `node(id:)`.")
@@ -25,20 +26,41 @@ class Node:
     id: strawberry.ID = strawberry.field(description="Opaque global id; carries the connection and the broker's ids.")
 
 
-@strawberry.type(description="An amount of money: a decimal amount in an ISO 4217 currency.")
+@strawberry.type(description=(
+    "An amount of money: a decimal amount in an ISO 4217 currency. Amounts (cash, values, cost, profit and "
+    "loss) carry the currency's minor unit (2 decimals for EUR, USD, INR; 0 for JPY); prices per unit carry "
+    "the tick precision of the currency's venues (EUR 4; INR 2; USD 2 from 1.00 up, 4 below). Every amount "
+    "of one kind in one currency has the same scale; rounding is half-even."))
 class Money:
-    amount: Decimal = strawberry.field(description="Amount in currency units (EUR, not cents).")
+    amount: Decimal = strawberry.field(
+        description="Amount in currency units (EUR, not cents), at the scale the type's description gives.")
     currency: str = strawberry.field(description="ISO 4217 currency code.")
 
 
 def money(value: models.Money | None) -> Money | None:
-    return None if value is None else Money(amount=value.amount, currency=value.currency)
+    """An amount (cash, value, cost, P&L) as it leaves the gateway: at its currency's minor unit."""
+    if value is None:
+        return None
+    scaled = quantize_amount(value)
+    return Money(amount=ScaledDecimal(scaled.amount), currency=scaled.currency)
+
+
+def price(value: models.Money | None) -> Money | None:
+    """A price per unit as it leaves the gateway: at its currency's tick precision."""
+    if value is None:
+        return None
+    scaled = quantize_price(value)
+    return Money(amount=ScaledDecimal(scaled.amount), currency=scaled.currency)
 
 
 @strawberry.type(description="A tradable instrument as the broker lists it.")
 class Instrument:
     symbol: str | None = strawberry.field(description="Ticker / trading symbol as the broker lists it.")
-    isin: str | None = strawberry.field(description="ISIN (ISO 6166), where known.")
+    isin: str | None = strawberry.field(description=(
+        "ISIN (ISO 6166) where the broker reports it (lemon, Alice Blue; ETNA where its security look-up "
+        "sends one). IBKR reports none: an IBKR item shows the ISIN the caller named (an order placed by ISIN, "
+        "or a `positions` / `orders` filter by ISIN, which matches IBKR items through the conids IBKR lists "
+        "for that ISIN), else null."))
     name: str | None = strawberry.field(description="Instrument name.")
     exchange: str | None = strawberry.field(
         description="MIC where known (XMUN, XNAS, ...), else the broker's venue code (NSE, BSE).")

@@ -7,10 +7,17 @@ from typing import NewType
 
 import strawberry
 
-__all__ = ["DECIMAL_SCALAR", "Decimal"]
+__all__ = ["DECIMAL_SCALAR", "Decimal", "ScaledDecimal"]
 
 #: the GraphQL type name used in annotations; mapped to its definition in ``scalar_map``
 Decimal = NewType("Decimal", decimal.Decimal)
+
+
+class ScaledDecimal(decimal.Decimal):
+    """A decimal whose exponent is part of its meaning (money at its currency's scale): serialised
+    with every digit (``70488.00``), where a plain ``Decimal`` that is integral loses its zeros."""
+
+    __slots__ = ()
 
 
 def _parse(value: object) -> decimal.Decimal:
@@ -26,6 +33,8 @@ def _parse(value: object) -> decimal.Decimal:
 
 
 def _serialize(value: decimal.Decimal) -> str:
+    if isinstance(value, ScaledDecimal):
+        return format(value, "f")
     text = format(value.normalize() if value == value.to_integral_value() else value, "f")
     return text
 

@@ -209,6 +209,30 @@ class Engine:
         pos.extra.update(extra)
         return pos
 
+    def margin_shortfall(self, account_id: str, instrument_key: str, signed_quantity: Decimal,
+                         rate: Decimal = Decimal("0.5")) -> tuple[Decimal, Decimal] | None:
+        """The buying-power check the venues share (Reg T style): an order that raises the account's
+        gross position value (longs plus shorts, at market) must leave ``rate`` × that value covered
+        by the account's equity (cash plus positions at market). ``rate`` is the initial margin:
+        0.5 for a margin account, 1 for a cash account. Returns ``(equity, required margin)`` when
+        the order would exceed the buying power, else ``None``; an order that lowers the gross
+        position value always passes."""
+        account = self.accounts[account_id]
+        held = Decimal(0)
+        equity, gross = account.cash, Decimal(0)
+        for (key, _), pos in account.positions.items():
+            value = pos.quantity * self.prices[key]
+            equity += value
+            gross += abs(value)
+            if key == instrument_key:
+                held += pos.quantity
+        price = self.prices[instrument_key]
+        after = gross - abs(held * price) + abs((held + signed_quantity) * price)
+        if after <= gross:
+            return None
+        required = after * rate
+        return (equity, required) if required > equity else None
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(order)`` after every change of any order; returns the unsubscriber."""
         self._listeners.append(listener)

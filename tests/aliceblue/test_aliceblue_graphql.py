@@ -90,7 +90,7 @@ async def test_dashboard_shows_holdings_and_positions_beside_lemon(env: Env) -> 
     assert ab["broker"] == "ALICEBLUE"
     (account,) = ab["accounts"]
     assert account["accountNumber"] == "912444" and account["displayName"] == "ANANYA RAO"
-    assert account["cash"] == {"amount": "500000", "currency": "INR"} and account["baseCurrency"] == "INR"
+    assert account["cash"] == {"amount": "500000.00", "currency": "INR"} and account["baseCurrency"] == "INR"
     nodes = account["positions"]["nodes"]
     got = {(n["instrument"]["symbol"], n["product"]): Decimal(n["quantity"]) for n in nodes}
     venue = {(p["instrument"], p["product"]): Decimal(p["quantity"])
@@ -103,8 +103,8 @@ async def test_dashboard_shows_holdings_and_positions_beside_lemon(env: Env) -> 
     assert reliance["instrument"] == {"symbol": "RELIANCE", "isin": "INE002A01018", "name": "RELIANCE",
                                       "exchange": "NSE", "currency": "INR", "brokerInstrumentId": "2885"}
     assert reliance["averagePrice"] == {"amount": "1204.35", "currency": "INR"}
-    assert reliance["marketPrice"] == {"amount": "1290.3", "currency": "INR"}
-    assert reliance["marketValue"] == {"amount": str(Decimal("1290.3") * 55), "currency": "INR"}
+    assert reliance["marketPrice"] == {"amount": "1290.30", "currency": "INR"}
+    assert reliance["marketValue"] == {"amount": f"{Decimal('1290.3') * 55:.2f}", "currency": "INR"}
 
     empty = connections["aliceblue-empty"]["accounts"][0]
     assert empty["accountNumber"] == "912445"

@@ -92,10 +92,10 @@ async def test_trades_mark_an_empty_tag_with_dashes(env: AliceEnv) -> None:
 async def test_positions_and_holdings_use_their_own_product_words(env: AliceEnv) -> None:
     auth = await _session(env)
     positions = (await _call(env, "GET", "positions", auth))["result"]
-    assert {p["product"] for p in positions} == {"MIS", "MTF"}
+    assert {p["product"] for p in positions} == {"INTRADAY", "MTF"}  # seed 002's words (the fixture: MIS)
     holdings = (await _call(env, "GET", "holdings/CNC", auth))["result"]
     idea = next(h for h in holdings if h["isin"] == "INE669E01016")
-    assert idea["product"] == "DELIVERY" and idea["nseInstrumentId"] == "14366" and idea["bseInstrumentId"] == "532822"
+    assert idea["product"] == "LONGTERM" and idea["nseInstrumentId"] == "14366" and idea["bseInstrumentId"] == "532822"
     assert idea["dpQuantity"] == 36 and idea["nseTradingSymbol"] == "IDEA-EQ"
 
 
@@ -111,12 +111,12 @@ async def test_sqroff_takes_old_style_keys_and_answers_its_own_time_format(env: 
     assert refused["message"] == "EC868"
 
 
-async def test_conversion_uses_position_words_and_checks_the_day_quantity(env: AliceEnv) -> None:
+async def test_conversion_takes_either_product_vocabulary_and_checks_the_day_quantity(env: AliceEnv) -> None:
     auth = await _session(env)
     body = {"exchange": "NSE", "validity": "DAY", "prevProduct": "MIS", "product": "CNC", "quantity": "1",
             "tradingSymbol": "ETERNAL-EQ", "transactionType": "BUY", "orderSource": "API"}
-    assert (await _call(env, "POST", "conversion", auth, body))["status"] == "Ok"
-    assert await _call(env, "POST", "conversion", auth, {**body, "prevProduct": "INTRADAY"}) == \
+    assert (await _call(env, "POST", "conversion", auth, body))["status"] == "Ok"  # the reference's words
+    assert await _call(env, "POST", "conversion", auth, {**body, "prevProduct": "NRML"}) == \
         {"status": "Not_Ok", "message": "EC852"}
     assert (await _call(env, "POST", "conversion", auth, {**body, "quantity": "100"}))["message"] == "EC869"
     assert await env.position_qty("912444", "ETERNAL", "LONGTERM") == "151"
@@ -148,3 +148,26 @@ async def test_injected_server_error_uses_the_failure_envelope(env: AliceEnv) ->
                                                                   "times": 1})
     response = await env.http.get(env.base_url + "positions", headers=auth)
     assert response.status_code == 503 and response.json() == {"status": "Not_Ok", "message": "EC003"}
+
+
+async def test_sqroff_takes_the_current_format_limit_price_validity_numeric_quantity(env: AliceEnv) -> None:
+    """Seed 002's square-off item: ``orderType: "LIMIT"`` with ``price``, ``validity`` and a numeric
+    ``quantity`` (the older ``MKT`` / ``ret`` item keeps working, see the test above)."""
+    auth = await _session(env)
+    item = {"exchange": "NSE", "instrumentId": "5097", "tradingSymbol": "ETERNAL-EQ", "quantity": 2,
+            "price": "400.00", "product": "LONGTERM", "transactionType": "SELL", "orderType": "LIMIT",
+            "validity": "DAY", "orderComplexity": "REGULAR", "source": "API"}
+    [result] = (await _call(env, "POST", "orders/positions/sqroff", auth, [item]))["result"]
+    assert result["brokerOrderId"] and "status" not in result
+    book = (await _call(env, "GET", "orders/book", auth))["result"]
+    order = next(o for o in book if o["brokerOrderId"] == result["brokerOrderId"])
+    assert (order["orderType"], order["price"], order["quantity"], order["validity"], order["product"]) == \
+        ("LIMIT", 400.0, 2, "DAY", "LONGTERM")
+    assert order["orderStatus"] == "OPEN"  # a sell limit far over the market rests
+    [market] = (await _call(env, "POST", "orders/positions/sqroff", auth,
+                            [{**item, "orderType": "MARKET", "price": ""}]))["result"]
+    assert market["brokerOrderId"] and "status" not in market
+    [no_price] = (await _call(env, "POST", "orders/positions/sqroff", auth, [{**item, "price": ""}]))["result"]
+    assert no_price == {"status": "Not_Ok", "brokerOrderId": "", "message": "EC950"}
+    [stop] = (await _call(env, "POST", "orders/positions/sqroff", auth, [{**item, "orderType": "SL"}]))["result"]
+    assert stop["message"] == "EC930"

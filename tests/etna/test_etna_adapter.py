@@ -201,3 +201,17 @@ async def test_unknown_order_is_order_not_found(adapter: EtnaAdapter) -> None:
 
     with pytest.raises(OrderNotFound):
         await adapter.fetch_order(OrderKey(adapter.connection, "6303", "1"))
+
+
+async def test_accounts_carry_cash_and_currency_and_positions_their_exchange_and_isin(etna: Etna,
+                                                                                     adapter: EtnaAdapter) -> None:
+    state = await etna.state()
+    accounts = {a.account_number: a for a in await adapter.fetch_accounts()}
+    for number in ("6303", "6304"):
+        assert accounts[number].base_currency == "USD"
+        assert accounts[number].cash is not None and accounts[number].cash.currency == "USD"
+        assert accounts[number].cash.amount == Decimal(str(state["accounts"][number]["cash"]))
+    positions = {p.instrument.symbol: p for p in await adapter.fetch_positions(AccountKey("etna-test", "6303"))}
+    aapl = positions["AAPL"].instrument
+    assert (aapl.exchange, aapl.isin, aapl.name) == ("XNAS", "US0378331005", "APPLE INC")
+    assert all(p.instrument.exchange and p.instrument.isin for p in positions.values())

@@ -41,7 +41,8 @@ async def test_token_is_renewed_before_expiry_without_a_failed_call(etna: Etna) 
         assert after["tokens_issued"] - before["tokens_issued"] == 3
         assert after["denied"] == before["denied"]  # the venue refused nothing
         stats = await etna.stats()
-        assert stats == {"POST /api/token": 3, "GET /api/v1.0/users/@me/accounts": 3}
+        assert stats == {"POST /api/token": 3, "GET /api/v1.0/users/@me/accounts": 3,  # each with its accounts' cash
+                         "GET /api/v1.0/accounts/6303/info": 3, "GET /api/v1.0/accounts/6304/info": 3}
     finally:
         await adapter.close()
         await etna.control("POST", "etna/settings", {"token_lifetime": 86_400})

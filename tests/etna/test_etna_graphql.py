@@ -33,7 +33,7 @@ query AccountOrders($id: ID!, $first: Int, $after: String, $filter: OrderFilter)
 """
 _COLD = """
 query Cold {
-  connections { accounts { positions { totalCount }
+  connections { accounts { positions { totalCount nodes { instrument { brokerInstrumentId exchange } } }
     orders(first: 50, filter: {status: [SUBMITTED]}) { nodes { instrument { symbol brokerInstrumentId } } } } }
 }
 """
@@ -105,7 +105,9 @@ async def test_dashboard_upstream_calls_do_not_grow_with_account_size(env: EtnaG
         assert stats[f"GET /api/v1.0/accounts/{account}/positions"] == 1
         assert stats[f"GET /api/v1.0/accounts/{account}/orders"] == 1
     assert stats["GET /api/v1.0/users/@me/accounts"] == 2  # one per ETNA connection
-    assert sum(stats.values()) == 8  # and nothing else: no security look-ups once warm
+    for account in ("6303", "6304", "6320"):
+        assert stats[f"GET /api/v1.0/accounts/{account}/info"] == 1  # the account's cash
+    assert sum(stats.values()) == 11  # and nothing else: no security look-ups once warm
 
 
 async def test_cold_start_looks_up_only_the_securities_shown_once_each(env: EtnaGateway) -> None:
@@ -118,7 +120,10 @@ async def test_cold_start_looks_up_only_the_securities_shown_once_each(env: Etna
     nodes = account["orders"]["nodes"]
     assert len(nodes) == 50 and all(n["instrument"]["symbol"] for n in nodes)
     looked_up = {path.rsplit("/", 1)[1]: n for path, n in stats.items() if "/equities/" in path}
-    assert set(looked_up) == {n["instrument"]["brokerInstrumentId"] for n in nodes}
+    held = account["positions"]["nodes"]
+    assert len(held) == 50 and all(p["instrument"]["exchange"] for p in held)  # positions lack it: looked up
+    shown = {n["instrument"]["brokerInstrumentId"] for n in nodes + held}
+    assert set(looked_up) == shown
     assert set(looked_up.values()) == {1}  # concurrent readers of one security share one request
     assert stats["GET /api/v1.0/accounts/6320/orders"] == stats["GET /api/v1.0/accounts/6320/positions"] == 1
 

@@ -56,7 +56,7 @@ async def test_place_modify_cancel_change_the_venue(env: EtnaGateway, accounts: 
     assert placed["__typename"] == "OrderPlaced", placed
     order = placed["order"]
     assert order["instrument"]["symbol"] == "AAPL" and order["brokerStatus"] == "PendingNew"
-    assert order["limitPrice"] == {"amount": "100", "currency": "USD"} and order["clientOrderId"]
+    assert order["limitPrice"] == {"amount": "100.00", "currency": "USD"} and order["clientOrderId"]
     sim = await _sim_order(control, order["clientOrderId"])
     assert str(ORDER_ID_BASE + int(sim["id"])) == order["brokerOrderId"] and sim["account"] == "6304"
     await eventually(lambda: _is(client, order["id"], "SUBMITTED"))
@@ -64,10 +64,10 @@ async def test_place_modify_cancel_change_the_venue(env: EtnaGateway, accounts: 
     modified = (await client.data("ModifyOrder", {"input": {"orderId": order["id"], "quantity": "15",
                                                             "limitPrice": "101.5"}}))["modifyOrder"]
     assert modified["__typename"] == "OrderModified", modified
-    assert modified["order"]["quantity"] == "15" and modified["order"]["limitPrice"]["amount"] == "101.5"
+    assert modified["order"]["quantity"] == "15" and modified["order"]["limitPrice"]["amount"] == "101.50"
     assert (await _sim_order(control, order["clientOrderId"]))["quantity"] == "15"
     after = await eventually(lambda: _is(client, order["id"], "SUBMITTED"))
-    assert after["brokerStatus"] == "New" and after["limitPrice"]["amount"] == "101.5"
+    assert after["brokerStatus"] == "New" and after["limitPrice"]["amount"] == "101.50"
 
     cancel = (await client.data("CancelOrder", {"input": {"orderId": order["id"]}}))["cancelOrder"]
     assert cancel["__typename"] == "OrderCancelRequested", cancel

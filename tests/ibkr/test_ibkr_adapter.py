@@ -13,7 +13,7 @@ from ibkr_support import BIG, CONNECTION, MASTER, SUBS, Ctx, make_adapter, order
 
 from gateway.brokers.base import Confirmation
 from gateway.domain.enums import AccountKind, AllocationMethod, OrderSide, OrderStatus, OrderType
-from gateway.domain.errors import AuthenticationError, IdempotencyConflict, OrderNotFound
+from gateway.domain.errors import AuthenticationError, IdempotencyConflict, InsufficientFunds, OrderNotFound
 from gateway.domain.keys import AccountKey, ConfirmationKey
 from gateway.domain.models import Order
 from gateway.domain.requests import OrderUpdate
@@ -243,6 +243,29 @@ async def test_ibkr_question_voided_by_another_order_is_confirmed_by_sending_aga
     path = f"POST /v1/api/iserver/account/{SUBS[7]}/orders"
     assert after[path] - before[path] == 1  # sent again; its o163 was answered without asking the user twice
     assert [o["client_order_id"] for o in (await ctx.state())["orders"]].count("void-1") == 1
+
+
+async def test_ibkr_question_voided_by_a_positions_read_is_confirmed_by_sending_again(ctx: Ctx) -> None:
+    """IBKR voids a pending reply on any request that reaches the session, a read included (the
+    venue models it): the adapter's confirmation recovers by sending the order again, once."""
+    asked = await ctx.adapter.create_order(order("void-read-1", account=SUBS[9], kind=OrderType.LIMIT, limit="1"))
+    assert isinstance(asked, Confirmation) and asked.message_ids == ("o163",)
+    assert await ctx.adapter.fetch_positions(AccountKey(CONNECTION, SUBS[9]))  # a read reaches the session
+    before = await ctx.stats()
+    placed = await ctx.adapter.confirm_order(asked.key, True)
+    assert isinstance(placed, Order) and placed.client_order_id == "void-read-1"
+    after = await ctx.stats()
+    assert after[f"POST /v1/api/iserver/account/{SUBS[9]}/orders"] - before[f"POST /v1/api/iserver/account/{SUBS[9]}/orders"] == 1
+    assert [o["client_order_id"] for o in (await ctx.state())["orders"]].count("void-read-1") == 1
+
+
+async def test_ibkr_order_beyond_the_buying_power_is_insufficient_funds(ctx: Ctx) -> None:
+    """The venue's margin reject (IBKR's "…EQUITY WITH LOAN VALUE […] MUST EXCEED THE INITIAL MARGIN
+    […]") reaches the caller as InsufficientFunds, and nothing is booked."""
+    with pytest.raises(InsufficientFunds) as caught:
+        await ctx.adapter.create_order(order("huge-bp", account=SUBS[2], quantity="61000"))
+    assert "EQUITY WITH LOAN VALUE" in caught.value.message
+    assert "huge-bp" not in [o["client_order_id"] for o in (await ctx.state())["orders"]]
 
 
 async def test_ibkr_confirmation_expires(ctx: Ctx) -> None:

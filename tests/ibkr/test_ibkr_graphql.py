@@ -100,7 +100,7 @@ async def test_ibkr_dashboard_shows_each_sub_accounts_orders_under_it_switching_
     state = await book.control.state()
     sub = accounts[SUBS[0]]
     assert sub["kind"] == "ADVISOR_CLIENT" and accounts[MASTER]["kind"] == "ADVISOR_MASTER"
-    assert sub["cash"] == {"amount": str(Decimal(state["accounts"][SUBS[0]]["cash"])), "currency": "USD"}
+    assert sub["cash"] == {"amount": f"{Decimal(state['accounts'][SUBS[0]]['cash']):.2f}", "currency": "USD"}
     assert accounts[BIG]["positions"]["totalCount"] == 250
 
 
@@ -188,7 +188,7 @@ async def test_ibkr_o163_confirm_places_and_decline_places_nothing(book: Book) -
     placed = (await book.gql.data("ConfirmOrder", {"input": {"confirmationId": asked["confirmationId"],
                                                              "accept": True}}))["confirmOrder"]
     assert placed["__typename"] == "OrderPlaced", placed
-    assert placed["order"]["limitPrice"] == {"amount": "205", "currency": "USD"}
+    assert placed["order"]["limitPrice"] == {"amount": "205.00", "currency": "USD"}
     wire = await book.venue_orders()
     assert wire[placed["order"]["brokerOrderId"]]["client_order_id"] == placed["order"]["clientOrderId"]
     again = (await book.gql.data("ConfirmOrder", {"input": {"confirmationId": asked["confirmationId"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import httpx
 import pytest_asyncio
@@ -118,3 +119,77 @@ async def test_ibkr_sandbox_over_https_with_self_signed_certificate() -> None:
             await adapter.close()
     finally:
         await runner.stop()
+
+
+async def _state(client: httpx.AsyncClient) -> dict:
+    return (await client.get(_CONTROL[id(client)].replace("ibkr/", "state"))).json()
+
+
+async def test_ibkr_sandbox_passive_far_limit_asks_o163_then_rests(wire: httpx.AsyncClient) -> None:
+    account = SUBS[7]
+    await wire.get("iserver/accounts")
+    placed = []
+    for side, price in (("BUY", 1.0), ("SELL", 10_000.0)):  # the usual "never fills" test orders
+        asked = (await wire.post(f"iserver/account/{account}/orders",
+                                 json=_order(orderType="LMT", price=price, side=side, tif="GTC",
+                                             cOID=f"far-{side}"))).json()
+        assert isinstance(asked, list) and asked[0]["messageIds"] == ["o163"], asked
+        accepted = (await wire.post(f"iserver/reply/{asked[0]['id']}", json={"confirmed": True})).json()
+        placed.append(int(accepted[0]["order_id"]))
+    await wire.post("iserver/account", json={"acctId": account})
+    await asyncio.sleep(0.3)  # far past the fast engine's fill delay: they would have filled by now
+    items = []
+
+    async def listed() -> bool:
+        items[:] = [i for i in (await wire.get("iserver/account/orders")).json()["orders"] if i["orderId"] in placed]
+        return len(items) == 2
+
+    await until(listed)
+    assert {i["status"] for i in items} <= {"PreSubmitted", "Submitted"} and all(i["filledQuantity"] == 0 for i in items)
+    # an aggressive limit past the market by more than the cap is what IBKR refuses outright
+    refused = (await wire.post(f"iserver/account/{account}/orders",
+                               json=_order(orderType="LMT", price=10_000.0, cOID="far-aggressive"))).json()
+    assert refused["error"].startswith("We cannot accept an order at the limit price you selected")
+
+
+async def test_ibkr_sandbox_reply_voided_by_a_positions_read_but_not_by_a_tickle(wire: httpx.AsyncClient) -> None:
+    account = SUBS[8]
+    far = _order(orderType="LMT", price=1.0, tif="GTC", cOID="void-1")
+    asked = (await wire.post(f"iserver/account/{account}/orders", json=far)).json()
+    assert (await wire.get(f"portfolio/{account}/positions/0")).status_code == 200  # any request reaches the session
+    late = await wire.post(f"iserver/reply/{asked[0]['id']}", json={"confirmed": True})
+    assert late.status_code == 400 and late.json()["error"] == f"reply id not found: '{asked[0]['id']}'"
+    asked = (await wire.post(f"iserver/account/{account}/orders", json=_order(orderType="LMT", price=1.0, tif="GTC",
+                                                                            cOID="void-2"))).json()
+    await wire.post("tickle")  # the keep-alive leaves the chain alone
+    kept = (await wire.post(f"iserver/reply/{asked[0]['id']}", json={"confirmed": True})).json()
+    assert kept[0]["order_id"].isdigit()
+
+
+async def test_ibkr_sandbox_refuses_an_order_beyond_the_buying_power(wire: httpx.AsyncClient) -> None:
+    account = SUBS[0]  # 100 000 USD cash and a few positions
+    cash = (await _state(wire))["accounts"][account]["cash"]
+    huge = (await wire.post(f"iserver/account/{account}/orders",
+                            json=_order(quantity=61_000, cOID="huge-1"))).json()  # 61 000 AAPL ≈ 14 million USD
+    assert huge["error"].startswith("Order rejected - reason:YOUR ORDER IS NOT ACCEPTED.")
+    assert "EQUITY WITH LOAN VALUE" in huge["error"] and "MUST EXCEED THE INITIAL MARGIN" in huge["error"]
+    await asyncio.sleep(0.2)
+    assert (await _state(wire))["accounts"][account]["cash"] == cash  # nothing was booked
+    ok = (await wire.post(f"iserver/account/{account}/orders", json=_order(quantity=10, cOID="small-1"))).json()
+    assert ok[0]["order_id"].isdigit()  # a small order still goes through
+
+
+async def test_ibkr_sandbox_stock_search_results_carry_no_bond_keys(wire: httpx.AsyncClient) -> None:
+    [aapl] = (await wire.get("iserver/secdef/search", params={"symbol": "AAPL"})).json()
+    assert aapl["conid"] == "265598" and aapl["sections"] == [{"secType": "STK"}]
+    assert "issuers" not in aapl and "bondid" not in aapl
+
+
+async def test_ibkr_sandbox_ledger_gives_the_masters_cash(wire: httpx.AsyncClient) -> None:
+    from gateway.brokers.ibkr.parsing import parse_ledger_cash
+    from gateway.domain import Money
+
+    ledger = (await wire.get(f"portfolio/{MASTER}/ledger")).json()
+    assert set(ledger) == {"USD", "BASE"} and ledger["USD"]["key"] == "LedgerList"
+    cash = (await _state(wire))["accounts"][MASTER]["cash"]
+    assert parse_ledger_cash(ledger, "USD") == Money(Decimal(cash), "USD")

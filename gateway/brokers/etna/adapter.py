@@ -11,6 +11,8 @@ are sent with ``ClientId`` = the request's ``client_order_id``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -49,6 +51,8 @@ from .parsing import (
 )
 from .securities import SecurityMap
 from .windows import ListSpec, read_all, read_window
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EtnaAdapter"]
 
@@ -92,11 +96,23 @@ class EtnaAdapter(BaseAdapter):
 
     # -- reads ----------------------------------------------------------------------------
     async def fetch_accounts(self) -> list[Account]:
-        """The user's trading accounts (``GET v1.0/users/{userId}/accounts``)."""
+        """The user's trading accounts (``GET v1.0/users/{userId}/accounts``), each with its cash
+        from ``GET v1.0/accounts/{id}/info`` (one call per account, concurrently; an account whose
+        balance cannot be read keeps ``cash`` null). Accounts are USD."""
         response = await self.client.get_user_accounts(self.user_id)
         if not isinstance(response.body, list):
             raise BadResponse("ETNA accounts answer is not an array", connection=self.connection)
-        return [parse_account(raw, self.connection) for raw in response.body]
+        raws = [raw for raw in response.body if isinstance(raw, dict)]
+        infos = await asyncio.gather(*(self.client.get_account_info(str(raw["Id"])) for raw in raws),
+                                     return_exceptions=True)
+        out = []
+        for raw, info in zip(raws, infos, strict=True):
+            if isinstance(info, BaseException) and not isinstance(info, GatewayError):
+                raise info
+            if isinstance(info, GatewayError):
+                log.warning("ETNA account %s balance unreadable: %s", raw.get("Id"), info.message)
+            out.append(parse_account(raw, self.connection, None if isinstance(info, GatewayError) else info.body))
+        return out
 
     async def fetch_positions(self, account: AccountKey, filter: PositionFilter | None = None) -> list[Position]:
         """Positions of ``account`` by symbol (``GET v1.0/accounts/{id}/positions``, every page)."""
@@ -104,16 +120,18 @@ class EtnaAdapter(BaseAdapter):
         if push.empty:
             return []
         raws = await read_all(self._positions, account.account_number, push.expression)
-        positions = self._parse_positions(account.account_number, raws)
+        positions = await self._parse_positions(account.account_number, raws)
         return [p for p in positions if filter is None or filter.matches(p)]
 
-    def _parse_positions(self, account_number: str, raws: list[dict[str, Any]]) -> list[Position]:
+    async def _parse_positions(self, account_number: str, raws: list[dict[str, Any]]) -> list[Position]:
+        """Positions with their securities looked up (``GET v1.0/equities/{id}``, once per security
+        for the adapter's life), which add the exchange and ISIN positions lack."""
         now = datetime.now(UTC)
-        positions = []
         for raw in raws:
             self.securities.learn(instrument_from_position(raw))
-            positions.append(parse_position(raw, self.connection, account_number, now))
-        return positions
+        await self.securities.resolve(str(raw["SecurityId"]) for raw in raws)
+        return [parse_position(raw, self.connection, account_number, now,
+                               self.securities.looked_up(str(raw["SecurityId"]))) for raw in raws]
 
     async def _parse_orders(self, account_number: str, raws: list[dict[str, Any]],
                             symbol: str | None = None) -> list[Order]:
@@ -159,7 +177,7 @@ class EtnaAdapter(BaseAdapter):
             items = await self.fetch_positions(q.account, q.filter)
             return Page(items[q.offset:q.offset + q.limit], len(items))
         raws, total = got
-        return Page(self._parse_positions(q.account.account_number, raws), total)
+        return Page(await self._parse_positions(q.account.account_number, raws), total)
 
     async def _orders_window(self, q: WindowQuery) -> Page:
         flt: OrderFilter | None = q.filter

@@ -56,6 +56,11 @@ class EtnaClient:
         """``GET v1.0/users/{userId}/accounts`` → array of accounts."""
         return await self._call(False, "GET", f"v1.0/users/{user_id}/accounts")
 
+    async def get_account_info(self, account_id: str) -> HttpResponse:
+        """``GET v1.0/accounts/{accountId}/info`` → the account's balance (``cash``, ``netCash``,
+        ``stockBuyingPower``, …; USD numbers)."""
+        return await self._call(False, "GET", f"v1.0/accounts/{account_id}/info")
+
     async def get_equity(self, security_id: int | str) -> HttpResponse:
         """``GET v1.0/equities/{id}`` → the security (``Symbol``, ``Currency``, ``Type``, …)."""
         return await self._call(False, "GET", f"v1.0/equities/{security_id}")

@@ -19,8 +19,9 @@ from ...domain.keys import AccountKey, OrderKey, PositionKey
 from ...domain.models import Account, Instrument, Money, Order, Position
 
 __all__ = [
-    "ORDER_STATUS_CODES", "SIDE_TO_WIRE", "STATUSES", "TIF_TO_WIRE", "TYPE_TO_WIRE", "instrument_from_equity",
-    "instrument_from_position", "parse_account", "parse_order", "parse_page", "parse_position", "parse_time", "parse_total",
+    "ACCOUNT_CURRENCY", "ORDER_STATUS_CODES", "SIDE_TO_WIRE", "STATUSES", "TIF_TO_WIRE", "TYPE_TO_WIRE",
+    "instrument_from_equity", "instrument_from_position", "parse_account", "parse_order", "parse_page",
+    "parse_position", "parse_time", "parse_total", "with_security",
 ]
 
 SIDES: dict[str, OrderSide] = {"Buy": OrderSide.BUY, "Sell": OrderSide.SELL, "SellShort": OrderSide.SELL,
@@ -126,14 +127,22 @@ def parse_total(body: Any) -> int | None:
     return None
 
 
-def parse_account(raw: dict[str, Any], connection: str) -> Account:
-    """An item of ``GET v1.0/users/{userId}/accounts``."""
+#: ETNA accounts are US-dollar accounts: every amount the API documents is USD and no account
+#: resource names a currency (the wire reference, §7)
+ACCOUNT_CURRENCY = "USD"
+
+
+def parse_account(raw: dict[str, Any], connection: str, info: dict[str, Any] | None = None) -> Account:
+    """An item of ``GET v1.0/users/{userId}/accounts``; ``info`` is the account's
+    ``GET v1.0/accounts/{id}/info`` body, whose ``cash`` becomes the account's cash (USD)."""
     owners = raw.get("Owners") or []
     name = " ".join(p for p in (owners[0].get("FirstName"), owners[0].get("LastName")) if p) if owners else ""
+    cash = info.get("cash") if isinstance(info, dict) else None
     return Account(
         key=AccountKey(connection, str(raw["Id"])), broker=Broker.ETNA,
         display_name=f"{raw.get('ClearingAccount', raw['Id'])}" + (f" ({name})" if name else ""),
-        kind=OWNER_TYPES.get(str(raw.get("OwnerType")), AccountKind.OTHER), raw=raw,
+        base_currency=ACCOUNT_CURRENCY, kind=OWNER_TYPES.get(str(raw.get("OwnerType")), AccountKind.OTHER),
+        cash=None if cash is None else Money(dec(cash, "cash"), ACCOUNT_CURRENCY), raw=raw,
     )
 
 
@@ -145,10 +154,24 @@ def instrument_from_position(raw: dict[str, Any]) -> Instrument:
 
 
 def instrument_from_equity(raw: dict[str, Any]) -> Instrument:
-    """``GET v1.0/equities/{id}`` → instrument (``Exchange`` is a MIC on ETNA)."""
-    return Instrument(symbol=raw.get("Symbol"), name=raw.get("Description"), exchange=raw.get("Exchange"),
-                      currency=raw.get("Currency"), asset_class=_lookup(SECURITY_TYPES, raw.get("Type"), "Type"),
-                      broker_instrument_id=str(raw["Id"]))
+    """``GET v1.0/equities/{id}`` → instrument (``Exchange`` is a MIC on ETNA). The published
+    EquityResource has no ISIN; an ``Isin`` the deployment sends (the sandbox does) is kept."""
+    isin = raw.get("Isin") or raw.get("ISIN")
+    return Instrument(symbol=raw.get("Symbol"), isin=str(isin) if isin else None, name=raw.get("Description"),
+                      exchange=raw.get("Exchange"), currency=raw.get("Currency"),
+                      asset_class=_lookup(SECURITY_TYPES, raw.get("Type"), "Type"), broker_instrument_id=str(raw["Id"]))
+
+
+def with_security(position_instrument: Instrument, security: Instrument) -> Instrument:
+    """A position's instrument completed by its security look-up: ``exchange`` and ``isin``, which
+    positions lack (the position's own symbol, name and currency stay)."""
+    return Instrument(symbol=position_instrument.symbol or security.symbol,
+                      isin=position_instrument.isin or security.isin,
+                      name=position_instrument.name or security.name,
+                      exchange=position_instrument.exchange or security.exchange,
+                      currency=position_instrument.currency or security.currency,
+                      asset_class=position_instrument.asset_class or security.asset_class,
+                      broker_instrument_id=position_instrument.broker_instrument_id)
 
 
 def _money(value: Any, currency: str, what: str) -> Money | None:
@@ -157,9 +180,13 @@ def _money(value: Any, currency: str, what: str) -> Money | None:
     return Money(dec(value, what), currency)
 
 
-def parse_position(raw: dict[str, Any], connection: str, account_number: str, as_of: datetime) -> Position:
-    """A ``PositionResource``; ``MarketValueEOD`` is the market value, ``CostBasis`` the cost."""
+def parse_position(raw: dict[str, Any], connection: str, account_number: str, as_of: datetime,
+                   security: Instrument | None = None) -> Position:
+    """A ``PositionResource``; ``MarketValueEOD`` is the market value, ``CostBasis`` the cost;
+    ``security`` (the ``SecurityId``'s look-up) adds the exchange and ISIN positions lack."""
     instrument = instrument_from_position(raw)
+    if security is not None:
+        instrument = with_security(instrument, security)
     currency = instrument.currency or "USD"
     quantity = dec(raw.get("Quantity"), "Quantity")
     market_value = _money(raw.get("MarketValueEOD"), currency, "MarketValueEOD")

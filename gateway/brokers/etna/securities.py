@@ -1,9 +1,10 @@
 """SecurityId → Instrument for one connection.
 
 ETNA orders carry only ``SecurityId``; positions carry ``Symbol`` / ``CompanyName`` /
-``SecurityCurrency`` / ``SecurityType`` but no exchange. Each security an order names is looked up
-once with ``GET v1.0/equities/{id}`` and kept for the adapter's life (security reference data is
-the same for every user of the connection). Concurrent readers of one id share one request.
+``SecurityCurrency`` / ``SecurityType`` but no exchange (nor ISIN). Each security an order or a
+position names is looked up once with ``GET v1.0/equities/{id}`` and kept for the adapter's life
+(security reference data is the same for every user of the connection). Concurrent readers of one
+id share one request.
 
 Cost: ETNA has no documented batch look-up by id (``GET v1.0/equities`` filters by ``Symbol in
 (…)``, not by ``Id``), so a cold adapter sends one request per distinct security among the orders
@@ -46,6 +47,10 @@ class SecurityMap:
 
     def known(self, security_id: str) -> bool:
         return security_id in self._known
+
+    def looked_up(self, security_id: str) -> Instrument | None:
+        """What the security look-up said of ``security_id`` (``None`` before one succeeded)."""
+        return self._known.get(security_id)
 
     def get(self, security_id: str) -> Instrument:
         return (self._known.get(security_id) or self._partial.get(security_id)

@@ -42,13 +42,21 @@ from ..http import HttpResponse
 from ..pacing import PacingRules
 from ..runtime import Runtime
 from ..section import Held, RedisLease, SessionSection
+from . import first_seen
 from .cache import Shared
 from .claim import LoginClaim
 from .client import IbkrClient
 from .confirmations import ConfirmationStore, RedisConfirmationStore
 from .instruments import InstrumentResolver
 from .pacing import ibkr_pacing
-from .parsing import dec, parse_account, parse_allocation_group, parse_live_order, parse_position
+from .parsing import (
+    dec,
+    parse_account,
+    parse_allocation_group,
+    parse_ledger_cash,
+    parse_live_order,
+    parse_position,
+)
 from .session import SessionState
 from .stream import watch_orders, ws_url
 from .writes import OrderWrites
@@ -259,10 +267,10 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
 
     def _parse_live(self, items: list[dict[str, Any]], target: str) -> list[Order]:
         """Items read under ``target``; a group's orders are keyed under the master, as they are when
-        the master is selected."""
+        the master is selected. ``createdAt`` is the gateway's first sight (:mod:`.first_seen`)."""
         if target in self.session.groups and self.session.master:
             items = [{**i, "acct": self.session.master} for i in items]
-        return [parse_live_order(self.connection, i, self.session.groups) for i in items]
+        return first_seen.stamp(parse_live_order(self.connection, i, self.session.groups) for i in items)
 
     # -- reads ----------------------------------------------------------------------------
     async def fetch_accounts(self) -> list[Account]:
@@ -271,7 +279,8 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
 
         Every load calls ``iserver/accounts`` (the session check: ``AuthenticationError`` while
         logged out) and, for an FA, ``iserver/account/allocation/accounts`` (one call for every
-        sub-account's ``AvailableEquity``, which becomes ``cash``; the master's cash is unknown).
+        sub-account's ``AvailableEquity``, which becomes ``cash``) and the master's
+        ``portfolio/{id}/ledger`` (its cash balance, which the allocation accounts do not list).
         ``portfolio/accounts`` / ``portfolio/subaccounts`` (names, currencies) and the allocation
         groups (``allocation_group_names``) are kept ``reference_ttl`` seconds."""
         body = await self.client.accounts()
@@ -297,6 +306,8 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
             cash = dec(equity.get(acc.account_number))
             acc.allocation_group_names = names
             acc.cash = Money(cash, acc.base_currency) if cash is not None and acc.base_currency else None
+            if fa and acc.kind is AccountKind.ADVISOR_MASTER:
+                acc.cash = parse_ledger_cash(await self.client.portfolio_ledger(acc.account_number), acc.base_currency)
             out[acc.account_number] = acc
         return list(out.values())
 

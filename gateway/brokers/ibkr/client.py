@@ -79,6 +79,10 @@ class IbkrClient:
         """GET portfolio/{accountId}/positions/{pageId} → up to 100 positions, ``[]`` past the end"""
         return (await self.http.read("GET", f"portfolio/{account}/positions/{page}")).body
 
+    async def portfolio_ledger(self, account: str) -> Any:
+        """GET portfolio/{accountId}/ledger → ``{"USD": {"cashbalance", ...}, "BASE": {...}}``"""
+        return (await self.http.read("GET", f"portfolio/{account}/ledger")).body
+
     async def allocation_groups(self) -> Any:
         """GET iserver/account/allocation/group → ``{"data": [{"allocation_method", "size", "name"}]}``"""
         return (await self.http.read("GET", "iserver/account/allocation/group")).body

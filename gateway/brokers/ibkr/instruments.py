@@ -23,6 +23,7 @@ class InstrumentResolver:
     client: IbkrClient
     ttl: float = 3600.0
     _cache: dict[tuple[str, str], tuple[float, Instrument]] = field(default_factory=dict)
+    _ids: dict[tuple[str, str], tuple[float, frozenset[str]]] = field(default_factory=dict)
 
     async def resolve(self, ref: InstrumentRef) -> Instrument:
         """The contract ``ref`` names. ``broker_instrument_id`` is taken as the conid as is; else
@@ -58,3 +59,17 @@ class InstrumentResolver:
                                broker_instrument_id=found.broker_instrument_id)
         self._cache[key] = (time.monotonic(), found)
         return found
+
+    async def ids_for_isin(self, isin: str) -> frozenset[str]:
+        """The conids IBKR lists for ``isin`` (every listing ``iserver/secdef/search`` returns for
+        it; empty when none), kept ``ttl`` seconds. IBKR's positions and live orders carry no ISIN,
+        so an ISIN filter matches them through these conids (``IsinResolver``)."""
+        query = isin.strip().upper()
+        key = (query, "\x00isin")
+        hit = self._ids.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        results = await self.client.secdef_search(query)
+        ids = frozenset(str(r["conid"]) for r in results or [] if isinstance(r, dict) and r.get("conid") is not None)
+        self._ids[key] = (time.monotonic(), ids)
+        return ids

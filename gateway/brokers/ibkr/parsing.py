@@ -26,8 +26,8 @@ from ...domain.keys import AccountKey, AllocationGroupKey, OrderKey, PositionKey
 from ...domain.models import Account, AllocationGroup, AllocationMember, Instrument, Money, Order, Position
 
 __all__ = [
-    "ORDER_STATUS", "parse_account", "parse_allocation_group", "parse_live_order", "parse_order_status",
-    "parse_position", "parse_contract", "status_of",
+    "LISTING_CURRENCY", "ORDER_STATUS", "currency_of", "parse_account", "parse_allocation_group", "parse_ledger_cash",
+    "parse_live_order", "parse_order_status", "parse_position", "parse_contract", "status_of",
 ]
 
 ORDER_STATUS: dict[str, OrderStatus] = {
@@ -69,6 +69,16 @@ ALLOCATION_METHOD: dict[str, AllocationMethod] = {
 #: IBKR listing exchange → MIC
 EXCHANGE_MIC: dict[str, str] = {"NASDAQ.NMS": "XNAS", "NASDAQ": "XNAS", "NYSE": "XNYS", "ARCA": "ARCX",
                                 "AMEX": "XASE", "BATS": "BATS"}
+#: IBKR listing exchange → the currency its listings trade in: the instrument's currency when an
+#: answer names none (the order status of a filled order may lack ``currency``, ibkr.md §6)
+LISTING_CURRENCY: dict[str, str] = {
+    "NASDAQ.NMS": "USD", "NASDAQ": "USD", "NYSE": "USD", "ARCA": "USD", "AMEX": "USD", "BATS": "USD",
+    "IBIS": "EUR", "IBIS2": "EUR", "FWB": "EUR", "SBF": "EUR", "AEB": "EUR", "BM": "EUR", "LSE": "GBP",
+    "EBS": "CHF", "TSE": "CAD", "SEHK": "HKD", "TSEJ": "JPY", "ASX": "AUD", "NSE": "INR",
+}
+#: ``type`` of an STK position → asset class (``ETF``; ``COMMON`` and ``""`` stay stocks)
+STK_TYPES: dict[str, AssetClass] = {"ETF": AssetClass.ETF, "COMMON": AssetClass.STOCK, "": AssetClass.STOCK,
+                                    "PREFERRED": AssetClass.STOCK, "ADR": AssetClass.STOCK}
 
 
 def _enum(table: dict[str, Any], value: Any, what: str) -> Any:
@@ -111,11 +121,24 @@ def status_of(word: str, filled: Decimal = Decimal(0), system_reason: Any = None
     return status
 
 
-def _instrument(conid: Any, symbol: Any, name: Any, exchange: Any, currency: Any, sec_type: Any) -> Instrument:
+def currency_of(*candidates: Any, exchange: Any = None) -> str | None:
+    """The first currency among ``candidates`` that is set, else the currency of the listing
+    ``exchange`` (:data:`LISTING_CURRENCY`): money IBKR sends without a currency takes the
+    instrument's."""
+    for value in candidates:
+        if value:
+            return str(value)
+    return LISTING_CURRENCY.get(str(exchange)) if exchange else None
+
+
+def _instrument(conid: Any, symbol: Any, name: Any, exchange: Any, currency: Any, sec_type: Any,
+                kind: Any = None) -> Instrument:
+    asset = _enum(SEC_TYPE, sec_type, "security type") if sec_type else None
+    if asset is AssetClass.STOCK and kind is not None:
+        asset = STK_TYPES.get(str(kind).upper(), AssetClass.STOCK)
     return Instrument(symbol=symbol or None, name=name or None,
                       exchange=EXCHANGE_MIC.get(str(exchange), exchange or None), currency=currency or None,
-                      asset_class=_enum(SEC_TYPE, sec_type, "security type") if sec_type else None,
-                      broker_instrument_id=str(conid))
+                      asset_class=asset, broker_instrument_id=str(conid))
 
 
 def parse_live_order(connection: str, item: dict[str, Any], groups: frozenset[str]) -> Order:
@@ -125,7 +148,7 @@ def parse_live_order(connection: str, item: dict[str, Any], groups: frozenset[st
         acct, own = str(item["acct"]), str(item.get("account") or item["acct"])
         kind = _enum(ORDER_TYPE, item.get("origOrderType") or item["orderType"], "order type")
         filled = _req_dec(item.get("filledQuantity", 0), "filledQuantity")
-        currency = item.get("cashCcy")
+        currency = currency_of(item.get("cashCcy"), exchange=item.get("listingExchange"))
         price, aux = dec(item.get("price")), dec(item.get("auxPrice"))
         stamp = item.get("lastExecutionTime_r")
         order_id = str(item["orderId"])
@@ -153,11 +176,16 @@ def parse_live_order(connection: str, item: dict[str, Any], groups: frozenset[st
     )
 
 
-def parse_order_status(connection: str, account: str, body: dict[str, Any], groups: frozenset[str]) -> Order:
-    """``GET iserver/account/order/status/{orderId}`` (sizes and prices are strings here)."""
+def parse_order_status(connection: str, account: str, body: dict[str, Any], groups: frozenset[str],
+                       currency: str | None = None) -> Order:
+    """``GET iserver/account/order/status/{orderId}`` (sizes and prices are strings here).
+
+    Money takes the body's ``currency``; a body without one (a recorded filled market order has
+    none) takes ``currency`` (the instrument's, when the caller knows it), else the listing
+    exchange's currency, so that ``avg_fill_price`` is not lost."""
     try:
         kind = _enum(ORDER_TYPE, body["order_type"], "order type")
-        currency = body.get("currency")
+        currency = currency_of(body.get("currency"), currency, exchange=body.get("listing_exchange"))
         word = str(body["order_status"])
         filled = dec(body.get("cum_fill")) or dec(body.get("filled_quantity")) or Decimal(0)
         instrument = _instrument(body["conid"], body.get("symbol"), body.get("company_name"),
@@ -181,9 +209,10 @@ def parse_order_status(connection: str, account: str, body: dict[str, Any], grou
 def parse_position(connection: str, account: str, item: dict[str, Any], as_of: datetime) -> Position:
     """One ``GET portfolio/{accountId}/positions/{pageId}`` item."""
     try:
-        currency = item.get("currency")
-        instrument = _instrument(item["conid"], item.get("ticker") or item.get("contractDesc"), item.get("name"),
-                                 item.get("listingExchange"), currency, item.get("assetClass"))
+        currency = currency_of(item.get("currency"), exchange=item.get("listingExchange"))
+        instrument = _instrument(item["conid"], item.get("ticker") or item.get("contractDesc"),
+                                 item.get("name") or item.get("fullName"), item.get("listingExchange"), currency,
+                                 item.get("assetClass"), item.get("type"))
         quantity = _req_dec(item["position"], "position")
     except KeyError as exc:
         raise BadResponse(f"IBKR position without {exc.args[0]!r}", connection=connection) from None
@@ -205,6 +234,21 @@ def parse_account(connection: str, item: dict[str, Any], kind: AccountKind, grou
     return Account(key=AccountKey(connection, number), broker=Broker.IBKR,
                    display_name=item.get("displayName") or item.get("accountTitle") or number,
                    base_currency=item.get("currency"), kind=kind, allocation_group_names=groups, raw=item)
+
+
+def parse_ledger_cash(body: Any, currency: str | None) -> Money | None:
+    """``GET portfolio/{accountId}/ledger`` → the account's cash: ``cashbalance`` of the
+    ``currency`` entry (the account's base currency), else of ``BASE`` in ``currency``; ``None``
+    when the answer has neither (the master's cash, which ``iserver/account/allocation/accounts``
+    does not list)."""
+    if not isinstance(body, dict) or not currency:
+        return None
+    for key in (currency, "BASE"):
+        row = body.get(key)
+        if isinstance(row, dict) and row.get("cashbalance") is not None:
+            amount = dec(row["cashbalance"])
+            return None if amount is None else Money(amount, currency)
+    return None
 
 
 def parse_allocation_group(connection: str, body: dict[str, Any], master: str | None) -> AllocationGroup:

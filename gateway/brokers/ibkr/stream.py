@@ -26,6 +26,7 @@ import aiohttp
 from ...domain.errors import BadResponse, GatewayError
 from ...domain.keys import AccountKey
 from ...domain.models import Order
+from . import first_seen
 from .parsing import parse_live_order
 
 if TYPE_CHECKING:
@@ -116,4 +117,4 @@ def _merge(adapter: IbkrAdapter, account: AccountKey, items: dict[str, dict[str,
             out.append(parse_live_order(adapter.connection, merged, adapter.session.groups))
         except BadResponse:
             continue  # a delta of an order whose full form this socket never saw: REST resyncs it
-    return out
+    return first_seen.stamp(out)

@@ -34,6 +34,7 @@ from ...domain.requests import InstrumentRef, OrderRequest, OrderUpdate
 from .. import budget
 from ..base import Confirmation, PlaceOutcome
 from ..section import Held
+from . import first_seen
 from .confirmations import Answer, OrderSpec, PendingConfirmation
 from .orders import Accepted, build_modify, build_order, read_answer
 from .parsing import parse_order_status
@@ -242,7 +243,7 @@ class OrderWrites:
         await self._select(held, account)
         held.check()
         body = await self.client.order_status(order_id)
-        return parse_order_status(self.connection, account, body, self.session.groups)
+        return first_seen.stamp([parse_order_status(self.connection, account, body, self.session.groups)])[0]
 
     async def _reconcile(self: IbkrAdapter, spec: OrderSpec) -> Order:
         """An order write whose answer was lost, or whose ``cOID`` IBKR has already registered: the

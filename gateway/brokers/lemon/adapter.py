@@ -35,6 +35,7 @@ from ..pacing import PacingRules
 from ..runtime import Runtime
 from . import parsing
 from .client import DOCUMENTED_PACING, LemonClient
+from .instruments import SymbolDirectory
 
 __all__ = ["LemonAdapter", "page_for"]
 
@@ -59,6 +60,7 @@ class LemonAdapter(BaseAdapter):
     def __init__(self, config: ConnectionConfig, runtime: Runtime | None = None) -> None:
         super().__init__(config, runtime)
         self.client = LemonClient(config, self.scheduler)
+        self.symbols = SymbolDirectory(self.client)
         self._account_id: str | None = None
         self._account_lock = asyncio.Lock()
 
@@ -71,7 +73,7 @@ class LemonAdapter(BaseAdapter):
         await super().close()
 
     def upstream_calls(self) -> int:
-        return self.client.http.calls
+        return self.client.http.calls + self.client.data.calls
 
     # -- accounts -------------------------------------------------------------------------
     async def fetch_accounts(self) -> list[Account]:
@@ -144,7 +146,7 @@ class LemonAdapter(BaseAdapter):
         from/to pushed down, the rest applied locally)."""
         account_id = await self._check(account)
         items = await self.client.get_all("orders", self._order_params(filter))
-        orders = [parsing.parse_order(self.connection, account_id, o) for o in items]
+        orders = await self.symbols.complete([parsing.parse_order(self.connection, account_id, o) for o in items])
         return [o for o in orders if filter is None or filter.matches(o)]
 
     async def fetch_orders_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
@@ -160,12 +162,13 @@ class LemonAdapter(BaseAdapter):
         size, page, skip = window
         raw, total = await self.client.get_page("orders", self._order_params(flt), limit=size, page=page)
         parsed = [parsing.parse_order(self.connection, account_id, o) for o in raw]
-        return Page(parsed[skip:skip + q.limit], total)
+        return Page(await self.symbols.complete(parsed[skip:skip + q.limit]), total)
 
     async def fetch_order(self, key: OrderKey) -> Order:
         """``GET orders/{id}``; ``OrderNotFound`` for an unknown id or another account's."""
         account_id = await self._check(AccountKey(key.connection, key.account_number))
-        return parsing.parse_order(self.connection, account_id, await self.client.get_order(key.broker_order_id))
+        order = parsing.parse_order(self.connection, account_id, await self.client.get_order(key.broker_order_id))
+        return (await self.symbols.complete([order]))[0]
 
     async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
                                        hint: OrderRequest | None = None) -> Order | None:

@@ -7,6 +7,7 @@ unless a single page is asked for.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from ...config import ConnectionConfig
 from ...domain.errors import BadResponse
@@ -15,7 +16,20 @@ from ..pacing import PacingRules, Window
 from ..scheduler import SessionScheduler
 from .errors import map_error
 
-__all__ = ["LemonClient", "Page"]
+__all__ = ["DATA_URL", "LemonClient", "Page", "data_url"]
+
+#: lemon's market-data API (instruments with their tickers), beside the trading API
+DATA_URL = "https://data.lemon.markets/v1/"
+
+
+def data_url(config: ConnectionConfig) -> str:
+    """The market-data base URL: option ``data_url``, else lemon's own for a lemon.markets trading
+    host, else the trading base URL (a proxy or the sandbox serving both resources)."""
+    explicit = config.options.get("data_url")
+    if explicit:
+        return str(explicit)
+    host = urlsplit(config.base_url).hostname or ""
+    return DATA_URL if host == "lemon.markets" or host.endswith(".lemon.markets") else config.base_url
 
 Page = tuple[list[dict[str, Any]], int]  # (results, total)
 
@@ -24,15 +38,34 @@ DOCUMENTED_PACING = PacingRules((Window(300, 60.0), Window(1000, 600.0)))
 
 
 class LemonClient:
-    """Bearer-authenticated client of one lemon API key (``credentials.api_key``)."""
+    """Bearer-authenticated client of one lemon API key (``credentials.api_key``); the market data
+    use ``credentials.data_api_key`` where lemon issued a separate one, else the same key."""
 
     def __init__(self, config: ConnectionConfig, scheduler: SessionScheduler | None = None) -> None:
         api_key = config.credential("api_key")
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = HttpClient(config, map_error, scheduler, auth_headers=lambda: self._auth)
+        data_key = config.credential("data_api_key") or api_key
+        self._data_auth = {"Authorization": f"Bearer {data_key}"} if data_key else {}
+        # the market-data API is another service with its own limits: its own scheduler
+        data_rules = (PacingRules.from_rate(config.rate_limit, config.rate_burst) if config.rate_limit is not None
+                      else DOCUMENTED_PACING)
+        self.data = HttpClient(config.model_copy(update={"base_url": data_url(config)}), map_error,
+                               SessionScheduler(f"{config.name}:data", data_rules), auth_headers=lambda: self._data_auth)
 
     async def close(self) -> None:
         await self.http.close()
+        await self.data.close()
+        await self.data.scheduler.close()
+
+    async def get_instruments(self, isins: list[str]) -> list[dict[str, Any]]:
+        """Market data ``GET instruments?isin=A,B`` → ``results`` (``isin``, ``symbol``, ``type``, …)."""
+        body = (await self.data.read("GET", "instruments", params=[("isin", ",".join(isins)),
+                                                                 ("limit", "100")])).body
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise BadResponse("lemon instruments answer without results")
+        return results
 
     @staticmethod
     def _results(body: Any) -> Any:

@@ -10,14 +10,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ...domain.enums import AccountKind, Broker, OrderSide, OrderStatus, OrderType, TimeInForce
+from ...domain.enums import AccountKind, AssetClass, Broker, OrderSide, OrderStatus, OrderType, TimeInForce
 from ...domain.errors import BadResponse
 from ...domain.keys import AccountKey, OrderKey, PositionKey
 from ...domain.models import Account, Instrument, Money, Order, Position
 
-__all__ = ["STATUSES", "parse_account", "parse_order", "parse_position", "to_units", "to_wire_money"]
+__all__ = ["INSTRUMENT_TYPES", "STATUSES", "parse_account", "parse_order", "parse_position", "to_units",
+           "to_wire_money"]
 
 CURRENCY = "EUR"
+#: the market-data ``type`` of an instrument → asset class
+INSTRUMENT_TYPES: dict[str, AssetClass] = {"stock": AssetClass.STOCK, "etf": AssetClass.ETF, "fund": AssetClass.FUND,
+                                           "bond": AssetClass.BOND, "warrant": AssetClass.WARRANT}
 SCALE = Decimal(10000)
 
 #: lemon status word → normalised status (lemon.md §8; Dart spellings accepted on read)

@@ -9,7 +9,7 @@ import strawberry
 
 from ...brokers.base import Page, WindowQuery
 from ...domain import models
-from ..common import Instrument, Money, Node, PageInfo, load_page, money, relay_parts
+from ..common import Instrument, Money, Node, PageInfo, load_page, price, relay_parts
 from ..context import Info
 from ..enums import OrderSideEnum, OrderStatusEnum, OrderTypeEnum, ProductEnum, TimeInForceEnum
 from ..ids import encode
@@ -40,7 +40,13 @@ class Order(Node):
     expires_at: datetime | None = strawberry.field(description="When the order expires, if it does.")
     status: OrderStatusEnum = strawberry.field(description="Normalised status.")
     broker_status: str = strawberry.field(description="The broker's own status word.")
-    created_at: datetime | None = strawberry.field(description="When the order was created.")
+    created_at: datetime | None = strawberry.field(description=(
+        "When the order was created, as the broker reports it. IBKR orders carry no creation time: for them "
+        "it is the earlier of the gateway's first sight of the order and the order's last execution time, "
+        "kept for the order's life in the gateway process, and `createdAtFirstSeen` is true."))
+    created_at_first_seen: bool = strawberry.field(description=(
+        "True when `createdAt` is the gateway's first sight of the order (an upper bound on the real creation "
+        "time) because the broker reports none (IBKR); false when it is the broker's own creation time."))
     updated_at: datetime | None = strawberry.field(description="When the order last changed.")
     product: ProductEnum | None = strawberry.field(
         description="Broker product (Alice Blue INTRADAY / LONGTERM / MTF); null where the broker has none.")
@@ -56,11 +62,11 @@ class Order(Node):
             id=strawberry.ID(encode(o.key)), broker_order_id=o.key.broker_order_id, client_order_id=o.client_order_id,
             instrument=Instrument.from_domain(o.instrument), side=OrderSideEnum(o.side.value),
             type=OrderTypeEnum(o.type.value), quantity=o.quantity, filled_quantity=o.filled_quantity,
-            remaining_quantity=o.remaining_quantity, limit_price=money(o.limit_price), stop_price=money(o.stop_price),
-            average_fill_price=money(o.average_fill_price), time_in_force=TimeInForceEnum(o.time_in_force.value),
+            remaining_quantity=o.remaining_quantity, limit_price=price(o.limit_price), stop_price=price(o.stop_price),
+            average_fill_price=price(o.average_fill_price), time_in_force=TimeInForceEnum(o.time_in_force.value),
             expires_at=o.expires_at, status=OrderStatusEnum(o.status.value), broker_status=o.broker_status,
-            created_at=o.created_at, updated_at=o.updated_at, notes=o.notes,
-            product=ProductEnum(o.product.value) if o.product else None, as_of=o.as_of, _domain=o,
+            created_at=o.created_at, created_at_first_seen=o.created_at_first_seen, updated_at=o.updated_at,
+            notes=o.notes, product=ProductEnum(o.product.value) if o.product else None, as_of=o.as_of, _domain=o,
         )
 
     @strawberry.field(description="The account; null for an order placed for an allocation group as a whole.")

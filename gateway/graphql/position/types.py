@@ -9,7 +9,7 @@ import strawberry
 
 from ...brokers.base import Page, WindowQuery
 from ...domain import models
-from ..common import Instrument, Money, Node, PageInfo, load_page, money, relay_parts
+from ..common import Instrument, Money, Node, PageInfo, load_page, money, price, relay_parts
 from ..context import Info
 from ..enums import ProductEnum
 from ..ids import encode
@@ -41,8 +41,8 @@ class Position(Node):
     @classmethod
     def from_domain(cls, p: models.Position) -> Position:
         return cls(id=strawberry.ID(encode(p.key)), instrument=Instrument.from_domain(p.instrument),
-                   quantity=p.quantity, average_price=money(p.average_price), cost_basis=money(p.cost_basis),
-                   market_price=money(p.market_price), market_value=money(p.market_value),
+                   quantity=p.quantity, average_price=price(p.average_price), cost_basis=money(p.cost_basis),
+                   market_price=price(p.market_price), market_value=money(p.market_value),
                    unrealized_pnl=money(p.unrealized_pnl), realized_pnl=money(p.realized_pnl),
                    product=ProductEnum(p.product.value) if p.product else None, as_of=p.as_of,
                    settlement=[SettlementQuantity(kind=k, quantity=q) for k, q in sorted(p.extra.items())],

@@ -7,7 +7,7 @@ the tests can name them; the wire carries only the code.
 
 from __future__ import annotations
 
-__all__ = ["EMPTY", "MESSAGES", "PRODUCT_WORDS"]
+__all__ = ["EMPTY", "LEGACY_POSITION_WORDS", "MESSAGES", "PRODUCT_WORDS"]
 
 MESSAGES: dict[str, str] = {
     "EC003": "An error occurred. Please try again later.",
@@ -65,6 +65,11 @@ MESSAGES: dict[str, str] = {
 #: codes that mean "an empty list" on the read endpoints (wire reference §8)
 EMPTY = {"orders": "EC916", "positions": "EC920", "holdings": "EC922", "trades": "EC926"}
 
-#: order-side product words (placeorder, book, sqroff) → the position book's words (positions,
-#: conversion): the positions fixture says ``CNC`` where the order book says ``LONGTERM``.
-PRODUCT_WORDS: dict[str, str] = {"LONGTERM": "CNC", "INTRADAY": "MIS", "MTF": "MTF"}
+#: order-side product words (placeorder, book, sqroff) → the words positions and holdings name
+#: them with. The documents disagree: seed 002 (the current official examples) says ``LONGTERM``
+#: in positions and holdings, the reference's positions fixture ``CNC`` / ``MIS`` and its holdings
+#: fixture ``DELIVERY``. The venue follows the seed; conversion accepts the older words too
+#: (:data:`LEGACY_POSITION_WORDS`), and the adapter reads both.
+PRODUCT_WORDS: dict[str, str] = {"LONGTERM": "LONGTERM", "INTRADAY": "INTRADAY", "MTF": "MTF"}
+#: the older position-book words → order-side product words
+LEGACY_POSITION_WORDS: dict[str, str] = {"CNC": "LONGTERM", "DELIVERY": "LONGTERM", "MIS": "INTRADAY"}

@@ -1,6 +1,8 @@
 """The Alice Blue order endpoints: ``orders/placeorder`` (a JSON array, per-item results),
 ``orders/modify``, ``orders/cancel``, ``orders/book``, ``orders/history``, ``orders/trades`` and
-``orders/positions/sqroff`` (old-style keys, ``MKT``, its own ``requestTime`` format).
+``orders/positions/sqroff`` (the current official item — ``orderType`` ``LIMIT`` / ``MARKET``,
+``price``, ``validity``, numeric ``quantity``, as seed 002 sends it — and the older one the
+reference documents — ``MKT``, ``ret``, string ``quantity``; its own ``requestTime`` format).
 
 Placement is one step: a valid item is booked and released to the engine at once. The exchange
 and RMS checks book the order ``REJECTED`` with a ``rejectionReason`` (tick size:
@@ -16,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..engine import OPEN_STATES, SimOrder, SimStatus
+from .codes import LEGACY_POSITION_WORDS
 from .state import AliceState, Listing
 from .validation import ORDER_TYPES, Refusal, parse_place_item, parse_price, parse_quantity
 from .wire import failure, ok, order_item, read_json, request_time, status_word, trade_items
@@ -196,8 +199,10 @@ class OrderRoutes:
         return ok(items) if items else failure("EC926")
 
     async def sqroff(self, request: Request, client_id: str) -> Response:
-        """POST orders/positions/sqroff: an array of old-style items (``symbol``, ``ret``, ``MKT``);
-        each closes (part of) a position at market in the position's product."""
+        """POST orders/positions/sqroff: an array of items in the current format (``orderType``
+        ``MARKET`` / ``LIMIT`` with ``price``, ``validity``, numeric ``quantity``) or the older one
+        (``MKT``, ``ret``, ``quantity`` a string); each closes (part of) a position in its product,
+        at market or at the limit."""
         body = await read_json(request)
         if not isinstance(body, list) or not body:
             return failure("EC914")
@@ -225,17 +230,30 @@ class OrderRoutes:
             raise Refusal("EC947")
         quantity = parse_quantity(raw.get("quantity"))
         product = str(raw.get("product") or "").upper()
+        product = LEGACY_POSITION_WORDS.get(product, product)  # a position's own word (CNC, MIS) is fine
         if product not in MARGIN:
             raise Refusal("EC092" if product else "EC906")
         side = str(raw.get("transactionType") or "").upper()
         if side not in ("BUY", "SELL"):
             raise Refusal("EC929" if side else "EC907")
-        if str(raw.get("orderType") or "").upper() != "MKT":
+        kind = str(raw.get("orderType") or "").upper()
+        if not kind:
+            raise Refusal("EC934")
+        if kind not in ("MKT", "MARKET", "LIMIT"):
             raise Refusal("EC930")
+        price, price_text = None, ""
+        if kind == "LIMIT":
+            price, price_text = parse_price(raw.get("price"), "EC957", "EC958")
+            if price is None:
+                raise Refusal("EC950")
+        validity = str(raw.get("validity") or raw.get("ret") or "DAY").upper()
+        if validity not in ("DAY", "IOC"):
+            raise Refusal("EC932")
         pos = self.engine.accounts[client_id].positions.get((listing.instrument.key, product))
         held = pos.quantity if pos is not None else Decimal(0)
         closable = held if side == "SELL" else -held
         if closable < quantity:
             raise Refusal("EC868")
-        return self._book(client_id, listing, side.lower(), quantity, product, "MARKET", None, None,
-                          validity=str(raw.get("ret") or "DAY").upper(), source=str(raw.get("source") or "API"))
+        return self._book(client_id, listing, side.lower(), quantity, product, "LIMIT" if price else "MARKET",
+                          price, None, validity=validity, price_text=price_text,
+                          source=str(raw.get("source") or "API"))

@@ -6,9 +6,10 @@
   ``totalQuantity`` their sum); they do not move during the day. ``sellableQty`` does.
 * Positions are the day's lines (``dayBuy*`` / ``daySell*``) plus carried-forward ones
   (``overnightQuantity``), keyed by exchange, instrument and product; the product words are the
-  position book's (``CNC``, ``MIS``, ``MTF``), not the order book's.
+  order book's (``LONGTERM``, ``INTRADAY``, ``MTF``) as seed 002 shows them (the reference's
+  fixtures say ``CNC`` / ``MIS`` / ``DELIVERY``; see :data:`.codes.PRODUCT_WORDS`).
 * ``conversion`` moves a day quantity between products at the line's average price; it names the
-  position by ``exchange`` + ``tradingSymbol`` and uses the position book's product words.
+  position by ``exchange`` + ``tradingSymbol`` and takes either product vocabulary.
 * The contract master is not in the wire reference: it is served as Alice Blue's public V2
   contract master is shaped (``GET /restpy/contract_master?exch=NSE`` → ``{"NSE": [{exch,
   exchange_segment, symbol, token, trading_symbol, formatted_ins_name, lot_size, tick_size,
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..engine import SimPosition
-from .codes import EMPTY, PRODUCT_WORDS
+from .codes import EMPTY, LEGACY_POSITION_WORDS, PRODUCT_WORDS
 from .state import AliceState, DayLine
 from .validation import Refusal, parse_quantity
 from .wire import failure, num, ok, read_json, request_time
@@ -33,7 +34,7 @@ from .wire import failure, num, ok, read_json, request_time
 __all__ = ["PortfolioRoutes"]
 
 HOLDING_PATHS = {"CNC": "LONGTERM", "MTF": "MTF"}
-FROM_POSITION_WORD = {v: k for k, v in PRODUCT_WORDS.items()}
+FROM_POSITION_WORD = {**{v: k for k, v in PRODUCT_WORDS.items()}, **LEGACY_POSITION_WORDS}
 
 
 def _avg(value: Decimal, qty: int) -> Decimal:
@@ -80,7 +81,7 @@ class PortfolioRoutes:
                 "nseTradingSymbol": f"{ins.symbol}-EQ" if "nse" in ins.ids else "",
                 "bseTradingSymbol": ins.symbol if "bse" in ins.ids else "",
                 "previousDayClose": num(Decimal(str(h.get("pdc", ins.price)))),
-                "product": "DELIVERY" if product == "LONGTERM" else "MTF",
+                "product": PRODUCT_WORDS[product],  # LONGTERM per seed 002 (the reference's fixture: DELIVERY)
                 "formattedInstrumentName": ins.symbol,
                 "averageTradedPrice": num(avg, 2),
                 "collateralQuantity": coll,

@@ -1,15 +1,25 @@
 """``v1.0/accounts/{accountId}/orders``: place (``POST``), list, get, replace (``PUT``) and
-cancel (``DELETE`` → 204, 409 when the order cannot be cancelled).
+cancel (``DELETE`` → 204, 409 when the order cannot be cancelled); ``…/syncorders`` (place and
+wait for validation), ``…/preview/orders`` and ``…/preview/syncorders`` (``VerifyOrderModel``).
 
 Placement answers 200 ``PendingNew`` for every well-formed order; business checks (buying power,
 holdings, order types the sandbox does not simulate) turn the order ``Rejected`` a moment later,
-with the reason in ``Description``. Malformed requests answer 422 with ``ModelState``. Request
-bodies bind without regard to key case, as .NET model binding does (``TimeInforce`` and
-``TimeInForce`` both work).
+with the reason in ``Description``. ``syncorders`` answers once the venue has validated the order
+(``New`` or ``Rejected``). Preview answers 200 ``{IsSuccessful, ErrorDescription,
+ErrorDescriptionArgs, Commission, Commissions, Cost, NetCost, Quotes, MarginChange}`` and places
+nothing; a failed business check is ``IsSuccessful: false`` with the reason in
+``ErrorDescription``. Malformed requests answer 422 with ``ModelState``. Request bodies bind without
+regard to key case, as .NET model binding does (``TimeInforce`` and ``TimeInForce`` both work).
+
+Buying power (:meth:`OrderHandlers._business_check`): an order that raises the account's gross
+position value past what its equity covers at the account's initial margin (``Margin`` 50 %,
+``DayTrader`` 25 %, ``Cash`` 100 %) is refused as ``DayTradingBuyingPowerExceeded``, ETNA's word
+for it (the wire reference's preview example).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,7 +35,7 @@ from .filters import ORDER_FIELDS
 from .paging import page
 from .resources import order_record, order_resource, wire_id, wire_status
 from .state import EtnaState
-from .wire import EtnaError, json_response, parse_wire_datetime
+from .wire import EtnaError, json_response, num, parse_wire_datetime
 
 __all__ = ["OrderHandlers"]
 
@@ -37,6 +47,11 @@ _TIFS = {"Day": "day", "GoodTillCancel": "gtc", "AtTheOpening": "opg", "Immediat
          "FillOrKill": "fok", "GoodTillCrossing": "gtx", "GoodTillDate": "gtd", "GoodTillTime": "gtt"}
 _EXEC_INST = ("DoNotIncrease", "DoNotReduce", "AllOrNone")
 _MAX_PAGE = 100
+#: initial margin per account ``MarginType``: the share of the gross position value equity must cover
+_INITIAL_MARGIN = {"Margin": Decimal("0.5"), "DayTrader": Decimal("0.25"), "Cash": Decimal(1)}
+BUYING_POWER_EXCEEDED = "DayTradingBuyingPowerExceeded"
+#: the sandbox's commission per trade (the preview example's ``Per Trade Commission``)
+COMMISSION = Decimal("3.75")
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -114,6 +129,43 @@ class OrderHandlers:
         return json_response(order_resource(order, self.state.now()))
 
     async def place(self, request: Request) -> Response:
+        """POST …/orders: booked ``PendingNew``; validation follows a moment later."""
+        order = await self._new_order(request)
+        self.engine.add_order(order)
+        self.engine.activate(order)
+        return json_response(order_resource(order, self.state.now()))
+
+    async def place_sync(self, request: Request) -> Response:
+        """POST …/syncorders: booked, then answered once validated (``New`` or ``Rejected``)."""
+        order = await self._new_order(request)
+        self.engine.add_order(order)
+        self.engine.activate(order)
+        waited, step = 0.0, max(self.engine.config.tick_interval, 0.01)
+        limit = max(self.engine.config.ack_delay * 5, 2.0)
+        while order.status is SimStatus.PENDING_NEW and waited < limit:
+            await asyncio.sleep(step)
+            waited += step
+        return json_response(order_resource(order, self.state.now()))
+
+    async def preview(self, request: Request) -> Response:
+        """POST …/preview/orders (and …/preview/syncorders): ``VerifyOrderModel``, nothing placed."""
+        order = await self._new_order(request)
+        market = self.engine.price(order.instrument.key)
+        cost = (order.quantity * (order.limit_price or order.stop_price or market)).quantize(Decimal("0.01"))
+        reason = order.extra.get("reject_reason")
+        tick = order.instrument.tick_size
+        return json_response({
+            "IsSuccessful": reason is None, "ErrorDescription": reason, "ErrorDescriptionArgs": [],
+            "Commission": num(COMMISSION), "Commissions": {"Per Trade Commission": num(COMMISSION)},
+            "Cost": num(cost), "NetCost": num(cost - COMMISSION),
+            "Quotes": [{"Ask": num(market + tick), "Bid": num(market - tick), "Last": num(market), "Volume": 200,
+                        "OpenInterest": 0}],
+            "MarginChange": 0,
+        })
+
+    async def _new_order(self, request: Request) -> SimOrder:
+        """The order a ``CreateOrderResource`` describes, checked (422 when malformed) but not
+        booked; a failed business check is left in ``extra["reject_reason"]``."""
         user = self.state.auth.require(request)
         account = self.state.account(user, request.path_params["account_id"])
         b = await _body(request)
@@ -168,9 +220,7 @@ class OrderHandlers:
         reason = self._business_check(account.id, order)
         if reason:
             order.extra["reject_reason"] = reason
-        self.engine.add_order(order)
-        self.engine.activate(order)
-        return json_response(order_resource(order, self.state.now()))
+        return order
 
     def _business_check(self, account_id: str, order: SimOrder) -> str | None:
         side, type_ = order.extra["wire_side"], order.extra["wire_type"]
@@ -183,10 +233,10 @@ class OrderHandlers:
             return f"Insufficient position: {held} held, {order.quantity} to sell"
         if side == "BuyToCover" and order.quantity > -held:
             return f"Insufficient short position to cover: {-held} short"
-        if side in ("Buy", "BuyToCover"):
-            cost = order.quantity * (order.limit_price or self.engine.price(order.instrument.key))
-            if cost > account.cash:
-                return "Insufficient buying power"
+        signed = order.quantity if side in ("Buy", "BuyToCover") else -order.quantity
+        rate = _INITIAL_MARGIN.get(str(account.extra.get("MarginType")), Decimal(1))
+        if self.engine.margin_shortfall(account_id, order.instrument.key, signed, rate) is not None:
+            return BUYING_POWER_EXCEEDED
         return None
 
     async def replace(self, request: Request) -> Response:

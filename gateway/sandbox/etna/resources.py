@@ -12,7 +12,7 @@ from ..instruments import SimInstrument
 from .auth import EtnaUser
 from .wire import ASSET_CLASS_TYPES, ORDER_STATUS_CODES, format_ticks, num, ticks_of
 
-__all__ = ["ORDER_ID_BASE", "account_resource", "equity_resource", "order_record", "order_resource",
+__all__ = ["ORDER_ID_BASE", "account_resource", "balance_resource", "equity_resource", "order_record", "order_resource",
            "position_record", "position_resource", "security_id", "wire_id", "wire_status"]
 
 #: wire order ``Id`` = ORDER_ID_BASE + the engine's order id
@@ -77,7 +77,9 @@ def order_resource(order: SimOrder, now: float) -> dict[str, Any]:
         "TrailingStopAmountType": "Absolute", "TrailingStopAmount": 0,
         "TrailingLimitAmountType": "Absolute", "TrailingLimitAmount": 0,
         "CreateDate": format_ticks(created), "InitialType": x["wire_type"], "IsExternal": False,
-        "ExecutionInstructions": {"CorrelationId": x["correlation_id"], "CreateOrderRequestTimeUnix": str(created)},
+        # the placement answer carries the request's instructions; later reads show {} (the docs' examples)
+        "ExecutionInstructions": {"CorrelationId": x["correlation_id"], "CreateOrderRequestTimeUnix": str(created)}
+        if status == "PendingNew" else {},
         "TransType": x.get("trans_type", "New"), "ValidationsToBypass": 0, "ParentRequestId": 0,
         "SettlementDate": "0001-01-01T00:00:00Z",
     }
@@ -89,6 +91,7 @@ def order_resource(order: SimOrder, now: float) -> dict[str, Any]:
         body.update({"Description": order.reject_reason or "Rejected", "Comment": ""})
     if order.filled_quantity > 0 and last is not None:
         body["ExecId"] = str(173_657_800 + int(last.id))
+        body["CounterPartyOrderId"] = order.client_order_id or str(wire_id(order))  # as the filled example
     return body
 
 
@@ -148,4 +151,42 @@ def equity_resource(ins: SimInstrument) -> dict[str, Any]:
         "Currency": ins.currency, "AddedDate": format_ticks(_ADDED), "ModifyDate": format_ticks(_ADDED + 10),
         "Type": ASSET_CLASS_TYPES.get(ins.asset_class, "CommonStock"), "Precision": 2, "VolumePrecision": 0,
         "TickSize": num(ins.tick_size), "Enabled": True, "AllowTrade": True, "AllowMargin": True, "AllowShort": True,
+        "Isin": ins.isin,  # a sandbox addition: the published EquityResource has no ISIN
+    }
+
+
+#: share of the gross position value ETNA's example keeps as maintenance margin (7692.3 of 25413)
+_MAINTENANCE = Decimal("0.3")
+_BUYING_POWER = {"Margin": Decimal(2), "DayTrader": Decimal(4), "Cash": Decimal(1)}
+
+
+def balance_resource(account: SimAccount, prices: dict[str, Decimal], pending_orders: int) -> dict[str, Any]:
+    """``GET v1.0/accounts/{accountId}/info`` (the docs' key set, lower camel case, USD numbers):
+    ``excess`` is equity less maintenance margin; stock buying power is ``excess`` × 2 on a
+    ``Margin`` account (× 4 day-trading), as in the docs' example."""
+    long_value = short_value = open_pl = Decimal(0)
+    for (key, _), pos in account.positions.items():
+        value = pos.quantity * prices[key]
+        if value >= 0:
+            long_value += value
+        else:
+            short_value += value
+        open_pl += (prices[key] - pos.average_price) * pos.quantity
+    market = long_value + short_value
+    equity = account.cash + market
+    maintenance = (_MAINTENANCE * (long_value - short_value)).quantize(Decimal("0.01"))
+    excess = equity - maintenance
+    power = _BUYING_POWER.get(str(account.extra.get("MarginType")), Decimal(1))
+    cost = sum((p.quantity * p.average_price for p in account.positions.values()), Decimal(0))
+    return {
+        "cash": num(account.cash), "netCash": num(account.cash), "excess": num(excess), "changeAbsolute": 0,
+        "changePercent": 0, "equityTotal": num(equity), "pendingOrdersCount": pending_orders,
+        "netLiquidity": num(market), "stockLongMarketValue": num(long_value),
+        "stockShortMarketValue": num(short_value), "optionLongMarketValue": 0, "optionShortMarketValue": 0,
+        "forexLongMarketValue": 0, "forexShortMarketValue": 0, "dayTrades": 0,
+        "stockBuyingPower": num(excess * power), "optionBuyingPower": num(excess),
+        "forexBuyingPower": num(excess * power), "dayTradingBuyingPower": num(excess * power * 2),
+        "pendingCash": 0, "maintenanceMargin": num(maintenance), "optionMaintenanceMargin": 0,
+        "openPL": num(open_pl), "openPLDay": 0, "openPLPercent": num(open_pl / cost * 100) if cost else 0,
+        "closePL": 0, "marketValue": num(market), "totalPL": num(open_pl),
     }

@@ -1,5 +1,6 @@
-"""The ETNA venue's routes: ``token``, user accounts, positions, equities, orders, and two
-ETNA-only control routes under ``/__sandbox__/etna/``:
+"""The ETNA venue's routes: ``token``, user accounts, account balance (``…/info``), positions,
+equities, orders (``orders``, ``syncorders``, ``preview/orders``), and two ETNA-only control routes
+under ``/__sandbox__/etna/``:
 
 * ``POST /__sandbox__/etna/settings`` ``{"token_lifetime": 1.5, "positions_shape": "array"}``
 * ``GET /__sandbox__/etna/auth`` → ``{"tokens_issued": n, "denied": n, "token_lifetime": s}``
@@ -16,7 +17,14 @@ from starlette.routing import Route
 from .filters import POSITION_FIELDS
 from .orders import OrderHandlers
 from .paging import page
-from .resources import account_resource, equity_resource, position_record, position_resource, security_id
+from .resources import (
+    account_resource,
+    balance_resource,
+    equity_resource,
+    position_record,
+    position_resource,
+    security_id,
+)
 from .state import EtnaState
 from .wire import EtnaError, json_response
 
@@ -63,6 +71,14 @@ class _Handlers:
             return json_response(items)
         return json_response(p.envelope(request, items))
 
+    async def info(self, request: Request) -> Response:
+        """GET v1.0/accounts/{accountId}/info: the account's balance figures."""
+        user = self.state.auth.require(request)
+        account = self.state.account(user, request.path_params["account_id"])
+        engine = self.state.engine
+        pending = sum(1 for o in engine.orders.values() if o.account_id == account.id and o.is_open)
+        return json_response(balance_resource(account, engine.prices, pending))
+
     async def equity(self, request: Request) -> Response:
         user = self.state.auth.require(request)
         key = request.path_params["key"]
@@ -101,6 +117,11 @@ def wire_routes(state: EtnaState) -> list[Route]:
         Route(f"{acct}/positions", _guard(h.positions), methods=["GET"]),
         Route(f"{acct}/orders", _guard(o.list), methods=["GET"]),
         Route(f"{acct}/orders", _guard(o.place), methods=["POST"]),
+        Route(f"{acct}/syncorders", _guard(o.place_sync), methods=["POST"]),
+        Route(f"{acct}/preview/orders", _guard(o.preview), methods=["POST"]),
+        Route(f"{acct}/preview/syncorders", _guard(o.preview), methods=["POST"]),
+        Route(f"{acct}/syncorders/{{order_id}}", _guard(o.cancel), methods=["DELETE"]),
+        Route(f"{acct}/info", _guard(h.info), methods=["GET"]),
         Route(f"{acct}/orders/{{order_id}}", _guard(o.get), methods=["GET"]),
         Route(f"{acct}/orders/{{order_id}}", _guard(o.replace), methods=["PUT"]),
         Route(f"{acct}/orders/{{order_id}}", _guard(o.cancel), methods=["DELETE"]),

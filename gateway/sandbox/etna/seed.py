@@ -102,7 +102,7 @@ def _order(state: EtnaState, rng: random.Random, account_id: str, key: str, now:
         order.status = SimStatus.CANCELED
         order.extra.update({"target": "Cancel", "trans_type": "Cancel"})
     elif fate == "rejected":
-        order.status, order.reject_reason = SimStatus.REJECTED, "Insufficient buying power"
+        order.status, order.reject_reason = SimStatus.REJECTED, "DayTradingBuyingPowerExceeded"
     elif fate == "done":
         order.status = SimStatus.EXPIRED
         order.time_in_force, order.extra["wire_tif"] = "day", "Day"

@@ -50,10 +50,13 @@ __all__ = ["create_venue"]
 
 #: wire paths that answer while the brokerage session is logged out
 _OPEN_PATHS = {"iserver/auth/status", "tickle", "iserver/auth/ssodh/init", "logout"}
+#: the keep-alive requests that leave a pending reply chain alone (every other request voids it)
+_KEEPALIVE = {"iserver/auth/status", "tickle"}
 
 
 def _gate(state: VenueState, app: ASGIApp) -> ASGIApp:
-    """Pacing (429) and authentication (401) in front of the wire API."""
+    """Pacing (429), authentication (401) and the reply chain's end in front of the wire API: any
+    request but a reply or a keep-alive voids the pending reply questions."""
 
     async def gated(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -68,6 +71,9 @@ def _gate(state: VenueState, app: ASGIApp) -> ASGIApp:
         if not state.session.authenticated and rel not in _OPEN_PATHS:
             await ib_error("not authenticated", 401, with_code=True)(scope, receive, send)
             return
+        if rel not in _KEEPALIVE and not rel.startswith("iserver/reply/"):
+            # IBKR: "Submitting other orders or other requests will cancel the order" (a read too)
+            state.session.drop_chains()
         await app(scope, receive, send)
 
     return gated
@@ -126,6 +132,7 @@ def _wire_routes(state: VenueState, stream: OrderStream) -> list[BaseRoute]:
         Route(f"{p}portfolio/accounts", a.portfolio_accounts, methods=["GET"]),
         Route(f"{p}portfolio/subaccounts", a.subaccounts, methods=["GET"]),
         Route(f"{p}portfolio/{{account}}/positions/invalidate", a.invalidate, methods=["POST"]),
+        Route(f"{p}portfolio/{{account}}/ledger", a.ledger, methods=["GET"]),
         Route(f"{p}portfolio/{{account}}/positions/{{page}}", a.positions, methods=["GET"]),
     ]
 

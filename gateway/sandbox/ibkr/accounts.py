@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
@@ -18,6 +20,13 @@ __all__ = ["AccountApi"]
 _SERVER = {"serverName": "JifN19053", "serverVersion": "Build 10.25.0p, Dec 5, 2023 5:48:12 PM"}
 _MAC = "12:B:B3:23:BF:A0"
 _EXCH_DESC = {"XNAS": "NASDAQ", "XNYS": "NYSE", "ARCX": "ARCA"}
+#: the SPEC multi-account example's ``allowedAssetTypes`` and ``chartPeriods`` (ibkr.md §3.1)
+_ASSET_TYPES = ("STK,CFD,OPT,FOP,WAR,FUT,BAG,PDC,CASH,IND,BOND,BILL,FUND,SLB,News,CMDTY,IOPT,ICU,ICS,PHYSS,"
+                "CRYPTO")
+_SHORT_PERIODS = ["2h", "1d", "2d", "1w", "1m"]
+_CHART_PERIODS = {"STK": ["*"], "CFD": ["*"], "OPT": _SHORT_PERIODS, "FOP": _SHORT_PERIODS, "WAR": ["*"],
+                  "IOPT": ["*"], "FUT": ["*"], "CASH": ["*"], "IND": ["*"], "BOND": ["*"], "FUND": ["*"],
+                  "CMDTY": ["*"], "PHYSS": ["*"], "CRYPTO": ["*"]}
 
 
 class AccountApi:
@@ -73,8 +82,9 @@ class AccountApi:
                               "liteUser": False, "showWebNews": True, "research": True, "debugPnl": True,
                               "showTaxOpt": True, "showImpactDashboard": True, "allowDynAccount": False,
                               "allowCrypto": False, "allowFA": True, "allowLiteUnderPro": False,
-                              "allowedAssetTypes": "STK,OPT,FUT,CASH,BOND,FUND"},
-            "chartPeriods": {"STK": ["*"]},
+                              "allowedAssetTypes": _ASSET_TYPES, "restrictTradeSubscription": False,
+                              "showUkUserLabels": False, "sideBySide": True},
+            "chartPeriods": _CHART_PERIODS,
             "groups": ["All", *self.s.groups], "profiles": [],
             "selectedAccount": session.selected, "serverInfo": _SERVER,
             "sessionId": f"{session.session_id[:8]}.0000001e", "isFT": False, "isPaper": True,
@@ -131,6 +141,34 @@ class AccountApi:
         chunk = held[page * 100:(page + 1) * 100] if page >= 0 else []
         return ib_json([position_item(self.s.engine, account, p) for p in chunk])
 
+    async def ledger(self, request: Request) -> Response:
+        """GET portfolio/{accountId}/ledger: cash and values per currency plus ``BASE`` (CAMPUS
+        #get-ledger shape; every sandbox account is USD)."""
+        account = self.s.engine.accounts.get(request.path_params["account"])
+        if account is None:
+            return ib_error("Invalid account ID", 500)
+        engine = self.s.engine
+        stock = sum((p.quantity * engine.price(p.instrument.key) for p in account.positions.values()), Decimal(0))
+        upl = sum(((engine.price(p.instrument.key) - p.average_price) * p.quantity
+                   for p in account.positions.values()), Decimal(0))
+        realized = sum((p.realized_pnl for p in account.positions.values()), Decimal(0))
+        now = int(time.time())
+
+        def row(key: str) -> dict[str, Any]:
+            return {"commoditymarketvalue": 0.0, "futuremarketvalue": 0.0, "settledcash": float(account.cash),
+                    "exchangerate": 1, "sessionid": 1, "cashbalance": float(account.cash),
+                    "corporatebondsmarketvalue": 0.0, "warrantsmarketvalue": 0.0,
+                    "netliquidationvalue": float(round(account.cash + stock, 2)), "interest": 0.0,
+                    "unrealizedpnl": float(round(upl, 2)), "stockmarketvalue": float(round(stock, 2)),
+                    "moneyfunds": 0.0, "currency": account.currency if key != "BASE" else "BASE",
+                    "realizedpnl": float(round(realized, 2)), "funds": 0.0, "acctcode": account.id,
+                    "issueroptionsmarketvalue": 0.0, "key": "LedgerList", "timestamp": now, "severity": 0,
+                    "stockoptionmarketvalue": 0.0, "futuresonlypnl": 0.0, "tbondsmarketvalue": 0.0,
+                    "futureoptionmarketvalue": 0.0, "cashbalancefxsegment": 0.0, "secondkey": key,
+                    "tbillsmarketvalue": 0.0, "endofbundle": 1, "dividends": 0.0, "cryptocurrencyvalue": 0.0}
+
+        return ib_json({account.currency: row(account.currency), "BASE": row("BASE")})
+
     async def invalidate(self, request: Request) -> Response:
         """POST portfolio/{accountId}/positions/invalidate"""
         return ib_json({"message": "success"})
@@ -184,8 +222,8 @@ class AccountApi:
                     "conid": ins.ids["conid"], "companyHeader": f"{ins.name} - {_EXCH_DESC.get(ins.exchange, '')}",
                     "companyName": ins.name, "symbol": ins.symbol, "description": _EXCH_DESC.get(ins.exchange, ""),
                     "restricted": None, "fop": None, "opt": None, "war": None,
-                    "sections": [{"secType": "STK"}], "issuers": None, "bondid": None,
-                })
+                    "sections": [{"secType": "STK"}],
+                })  # no ``issuers`` / ``bondid``: IBKR sends those on bond results only
         return ib_json(hits)
 
     async def suppress(self, request: Request) -> Response:

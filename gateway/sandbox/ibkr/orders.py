@@ -4,8 +4,21 @@ status (ibkr.md §4-§8, §12, §15).
 Questions asked before an order exists, in this order (suppressed ids are skipped):
 ``p6`` for an allocation-group order, ``o163`` when a limit price is more than 3 % from the
 market, ``o354`` for an instrument the session has no market data for (IBM, conid 8314),
-``o10331`` for stop orders. A reply chain is dropped by any other order request (place, modify,
-cancel) or an account switch; replying to it then answers HTTP 400 ``reply id not found``.
+``o10331`` for stop orders. A reply chain is dropped by any other request that reaches the
+session (the venue's gate drops it for every wire request but the reply itself and the keep-alive
+``tickle`` / ``iserver/auth/status``: "Submitting other orders or other requests will cancel the
+order", CAMPUS #place-order-reply); replying to it then answers HTTP 400 ``reply id not found``.
+
+Limit prices: a passive limit however far from the market (BUY under it, SELL over it) gets the
+``o163`` percentage question and then rests; only an aggressive limit past the market by more than
+:data:`AGGRESSIVE_CAP` is refused ("We cannot accept an order at the limit price you selected…").
+
+Buying power: when the order is finally submitted (after its questions), an order that raises the
+account's gross position value beyond twice its equity (Reg T initial margin 50 %, IBKR margin
+accounts) is refused with IBKR's margin reject, ``Order rejected - reason:YOUR ORDER IS NOT
+ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [… USD] MUST EXCEED
+THE INITIAL MARGIN [… USD]`` (HTTP 200, as every business reject); an allocation-group order is
+checked for each member's share.
 """
 
 from __future__ import annotations
@@ -39,6 +52,13 @@ _QUESTIONS = {
     "o10331": "You are about to submit a stop order. Please be aware of the various stop order types available "
               "and the risks associated with each one.\nAre you sure you want to submit this order?",
 }
+#: how far past the market (as a fraction) an aggressive limit may be before IBKR refuses it
+AGGRESSIVE_CAP = Decimal("0.5")
+#: Reg T initial margin of the sandbox's margin accounts
+INITIAL_MARGIN = Decimal("0.5")
+_MARGIN_REJECT = ("Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR "
+                  "EQUITY WITH LOAN VALUE [{equity:.2f} {currency}] MUST EXCEED THE INITIAL MARGIN "
+                  "[{required:.2f} {currency}]")
 _FAR_REJECT = ("We cannot accept an order at the limit price you selected. Please submit your order using a limit "
                "price that is closer to the current market price of {price}.  Alternatively, you can convert your "
                "order to an Algorithmic Order (IBALGO).")
@@ -120,12 +140,32 @@ class OrderApi:
             raise _Reject("Order quantity must be greater than 0")
         limit, stop = self._prices(spec, kind)
         market = self.s.engine.price(ins.key)
-        if limit is not None and abs(limit - market) / market > Decimal("0.5"):
-            raise _Reject(_FAR_REJECT.format(price=market))
+        if limit is not None:
+            past = (limit - market) / market if side == "buy" else (market - limit) / market
+            if past > AGGRESSIVE_CAP:  # aggressive beyond the cap; a passive far limit only asks o163
+                raise _Reject(_FAR_REJECT.format(price=market))
         coid = spec.get("cOID")
-        return SimOrder(id=self.s.next_order_id(), account_id=account, instrument=ins, side=side, quantity=qty,
-                        limit_price=limit, stop_price=stop, time_in_force=tif,
-                        client_order_id=str(coid) if coid else None)
+        order = SimOrder(id=self.s.next_order_id(), account_id=account, instrument=ins, side=side, quantity=qty,
+                         limit_price=limit, stop_price=stop, time_in_force=tif,
+                         client_order_id=str(coid) if coid else None)
+        outside = spec.get("outsideRTH", spec.get("outsideRth"))
+        if outside is not None:
+            order.extra["outside_rth"] = bool(outside)
+        return order
+
+    def _margin(self, order: SimOrder) -> str | None:
+        """IBKR's margin reject for ``order`` when it exceeds the buying power, else ``None``."""
+        engine = self.s.engine
+        split = engine.allocations[order.account_id](order) if order.account_id in self.s.groups \
+            else {order.account_id: order.quantity}
+        for member, quantity in split.items():
+            signed = quantity if order.side == "buy" else -quantity
+            short = engine.margin_shortfall(member, order.instrument.key, signed, INITIAL_MARGIN)
+            if short is not None:
+                equity, required = short
+                return _MARGIN_REJECT.format(equity=equity, required=required,
+                                             currency=engine.accounts[member].currency)
+        return None
 
     def _duplicate(self, coid: str | None) -> None:
         if coid and coid in self.s.coids:
@@ -136,6 +176,9 @@ class OrderApi:
             self._duplicate(order.client_order_id)
         except _Reject as exc:
             return ib_error(exc.message, exc.status)
+        refusal = self._margin(order)
+        if refusal is not None:
+            return ib_error(refusal)
         if order.client_order_id:
             self.s.coids.add(order.client_order_id)
         self.s.engine.add_order(order)

@@ -9,8 +9,8 @@ State that IBKR keeps per session and that the adapter must cope with:
 * ``preflight``: whether ``GET iserver/accounts`` was called since login (order reads need it).
 * ``warm``: the first ``GET iserver/account/orders`` after login (and every ``force=true``
   call) answers ``{"orders": [], "snapshot": false}``.
-* ``chains``: pending reply questions (``iserver/reply/{id}``); another order request or an
-  account switch drops them.
+* ``chains``: pending reply questions (``iserver/reply/{id}``); any other request (see the
+  venue's gate) drops them.
 * ``suppressed``: message ids suppressed through ``iserver/questions/suppress``.
 """
 
@@ -63,5 +63,5 @@ class Session:
         self.chains.clear()
 
     def drop_chains(self) -> None:
-        """Another order request or a switch arrived: pending questions are void."""
+        """Another request reached the session: pending questions are void."""
         self.chains.clear()

@@ -95,6 +95,8 @@ def live_order(order: SimOrder, status: str, account_field: str) -> dict[str, An
     }
     if order.client_order_id:
         item["order_ref"] = order.client_order_id
+    if not done:  # working orders carry the session flag they were placed with (REC-IBIND)
+        item["outsideRTH"] = bool(order.extra.get("outside_rth", False))
     if order.filled_quantity > 0:
         item["avgPrice"] = f"{order.average_price:.4f}".rstrip("0").rstrip(".")
     if order.order_type == "stop_limit":
@@ -124,6 +126,22 @@ def order_status(order: SimOrder, status: str) -> dict[str, Any]:
         "order_time": _stamp(order).astimezone(UTC).strftime("%y%m%d%H%M%S"),
         "size_and_fills": _qty(order.quantity) if done else f"{_qty(order.filled_quantity)}/{_qty(order.quantity)}",
     }
+    display, _ = _TYPE_DISPLAY[order.order_type]
+    verb = ("Bought" if order.side == "buy" else "Sold") if status == "Filled" else order.side.capitalize()
+    px = order.stop_price if order.order_type == "stop" else order.limit_price
+    desc = f"{verb} {_qty(order.quantity)} {display}{' ' + _price_str(px) if px is not None else ''}, " \
+           f"{order.time_in_force.capitalize()}"
+    bg, fg = _COLORS.get(status, ("#FFFFFF", "#000000"))
+    body.update({  # the rest of the SPEC example's keys
+        "fg_color": fg, "bg_color": bg, "available_chart_periods": "#R|1", "order_description": desc,
+        "order_description_with_contract": desc.replace(f" {_qty(order.quantity)} ",
+                                                        f" {_qty(order.quantity)} {ins.symbol} ", 1),
+        "alert_active": 1, "child_order_type": "0" if done else "3", "order_clearing_account": order.account_id,
+        "exit_strategy_display_price": _price_str(px or order.average_price or None) or "0.00",
+        "exit_strategy_chart_description": f"{verb} {_qty(order.filled_quantity)} @ {order.average_price:.2f}"
+        if order.filled_quantity > 0 else desc,
+        "exit_strategy_tool_availability": "1", "allowed_duplicate_opposite": True,
+    })
     if order.limit_price is not None:
         body["limit_price"] = _price_str(order.limit_price)
     if order.stop_price is not None:
@@ -133,19 +151,48 @@ def order_status(order: SimOrder, status: str) -> dict[str, Any]:
     return body
 
 
+#: symbol → (group, sector, sectorGroup) as IBKR's contract details name them ("" for ETFs)
+_SECTORS: dict[str, tuple[str, str, str]] = {
+    "AAPL": ("Computers", "Technology", "Computers"),
+    "MSFT": ("Software", "Technology", "Applications Software"),
+    "TSLA": ("Auto Manufacturers", "Consumer, Cyclical", "Auto-Cars/Light Trucks"),
+    "META": ("Internet", "Communications", "Internet Content-Entmnt"),
+    "AMZN": ("Internet", "Communications", "E-Commerce/Products"),
+    "NVDA": ("Semiconductors", "Technology", "Electronic Compo-Semicon"),
+    "IBM": ("Computers", "Technology", "Computer Services"),
+    "GOOGL": ("Internet", "Communications", "Web Portals/ISP"),
+}
+#: the ``allExchanges`` list IBKR gives a US listing (shortened from the SPEC example's)
+_US_EXCHANGES = "AMEX,NYSE,CBOE,PHLX,CHX,ARCA,ISLAND,ISE,IDEAL,NASDAQQ,DRCTEDGE,BEX,BATS,EDGEA,PSX,BYX,IEX,MEMX,LTSE"
+
+
 def position_item(engine: Engine, account: SimAccount, pos: SimPosition) -> dict[str, Any]:
-    """One item of ``GET portfolio/{accountId}/positions/{pageId}`` (CAMPUS #positions shape)."""
+    """One item of ``GET portfolio/{accountId}/positions/{pageId}`` in the fuller form the SPEC
+    example and the recordings show (CAMPUS keys plus ``fullName``, ``group``, ``sector``,
+    ``incrementRules``, ``displayRule`` …; ``strike`` a string, ``multiplier`` ``0.0`` there)."""
     ins = pos.instrument
     mkt = engine.price(ins.key)
     value = pos.quantity * mkt
     upl = (mkt - pos.average_price) * pos.quantity
+    etf = ins.asset_class == "etf"
+    if ins.ids.get("synthetic"):
+        sector = ins.name.split(" CO ")[0].removeprefix("SYNTHETIC ").title()
+        group = (sector, sector, sector)
+    else:
+        group = ("", "", "") if etf else _SECTORS.get(ins.symbol, ("", "", ""))
     return {
         "acctId": account.id, "conid": int(ins.ids["conid"]), "contractDesc": ins.symbol,
         "position": float(pos.quantity), "mktPrice": float(mkt), "mktValue": float(round(value, 2)),
         "currency": ins.currency, "avgCost": float(pos.average_price), "avgPrice": float(pos.average_price),
         "realizedPnl": float(round(pos.realized_pnl, 2)), "unrealizedPnl": float(round(upl, 2)),
-        "exchs": None, "expiry": None, "putOrCall": None, "multiplier": None, "strike": 0.0,
+        "exchs": None, "expiry": None, "putOrCall": None, "multiplier": 0.0, "strike": "0",
         "exerciseStyle": None, "conExchMap": [], "assetClass": "STK", "undConid": 0, "model": "",
-        "name": ins.name, "ticker": ins.symbol, "listingExchange": _EXCHANGE.get(ins.exchange, ins.exchange),
-        "isUS": True, "pageSize": 100, "type": "ETF" if ins.asset_class == "etf" else "COMMON",
+        "incrementRules": [{"lowerEdge": 0.0, "increment": float(ins.tick_size)}],
+        "displayRule": {"magnification": 0,
+                        "displayRuleStep": [{"decimalDigits": 2, "lowerEdge": 0.0, "wholeDigits": 4}]},
+        "time": 38, "chineseName": "", "allExchanges": _US_EXCHANGES,
+        "listingExchange": _EXCHANGE.get(ins.exchange, ins.exchange), "countryCode": "US",
+        "name": ins.name, "lastTradingDay": None, "group": group[0], "sector": group[1], "sectorGroup": group[2],
+        "ticker": ins.symbol, "type": "ETF" if etf else "COMMON", "hasOptions": not ins.ids.get("synthetic"),
+        "fullName": ins.symbol, "isUS": True, "isEventContract": False, "pageSize": 100,
     }

@@ -270,6 +270,20 @@ class LemonVenue:
         return self._page(request, items, "positions")
 
     @_authenticated
+    async def instruments(self, request: Request, user: LemonUser) -> Response:
+        """GET instruments ``?isin=A,B`` (comma-separated or repeated) or ``?search=``: the market-data
+        resource (lemon serves it at ``https://data.lemon.markets/v1/instruments``; the sandbox on its
+        one host), the venue's instruments with their tickers."""
+        wanted = {i.strip().upper() for value in request.query_params.getlist("isin") for i in value.split(",")
+                  if i.strip()}
+        search = (request.query_params.get("search") or "").strip().upper()
+        items = [wire.instrument_json(ins) for ins in self.engine.instruments.values()
+                 if (not wanted or ins.isin in wanted)
+                 and (not search or search in ins.name.upper() or search in (ins.symbol.upper(), ins.isin))]
+        items.sort(key=lambda i: i["isin"])
+        return self._page(request, items, "instruments")
+
+    @_authenticated
     async def account(self, request: Request, user: LemonUser) -> Response:
         account = self._account(user)
         today = datetime.now(UTC).date()
@@ -378,6 +392,7 @@ def build_app(venue: LemonVenue, control: ControlPlane) -> Starlette:
         ("/v1/orders/{order_id}/activate", venue.activate, ["POST"]),
         ("/v1/positions", venue.positions, ["GET"]),
         ("/v1/account", venue.account, ["GET"]),
+        ("/v1/instruments", venue.instruments, ["GET"]),
     ):
         routes.append(Route(path, endpoint, methods=methods))
         routes.append(Route(path + "/", endpoint, methods=methods))

@@ -10,8 +10,9 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from ..engine import SimOrder, SimPosition, SimStatus
+from ..instruments import SimInstrument
 
-__all__ = ["STATUS_WORDS", "envelope", "error", "fmt_time", "money", "order_json", "position_json"]
+__all__ = ["STATUS_WORDS", "envelope", "error", "fmt_time", "instrument_json", "money", "order_json", "position_json"]
 
 #: engine status → lemon's word (SDK ``OrderStatus`` spellings)
 STATUS_WORDS: dict[SimStatus, str] = {
@@ -163,3 +164,15 @@ def position_json(position: SimPosition, price: Decimal) -> dict[str, Any]:
         "estimated_price_total": money(price * position.quantity),
         "estimated_price": money(price),
     }
+
+
+#: the trading venue of every sandbox instrument, as lemon's market-data API lists it
+_XMUN = {"name": "Börse München - Gettex", "title": "Gettex", "mic": "XMUN", "is_open": True, "tradable": True,
+         "currency": "EUR"}
+
+
+def instrument_json(ins: SimInstrument) -> dict[str, Any]:
+    """One item of the market-data ``GET instruments``: ``symbol`` is the ticker on the venue; the
+    WKN of a German ISIN is its national part (other ISINs' WKNs are not in the catalogue: ``""``)."""
+    return {"isin": ins.isin, "wkn": ins.isin[5:11] if ins.isin.startswith("DE") else "", "name": ins.name,
+            "title": ins.name, "symbol": ins.symbol, "type": ins.asset_class, "venues": [dict(_XMUN)]}
