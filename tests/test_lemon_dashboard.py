@@ -45,6 +45,7 @@ async def test_dashboard_returns_seeded_account_with_exact_eur_amounts(gql: Grap
         assert position["averagePrice"]["currency"] == "EUR"
     lufthansa = positions["DE0008232125"]
     assert lufthansa["marketPrice"]["amount"] == "6.6420" and lufthansa["instrument"]["name"] == "DEUTSCHE LUFTHANSA AG"
+    assert lufthansa["instrument"]["symbol"] == "LHA"  # the ticker, from lemon's market data
 
     open_orders = account["orders"]["nodes"]
     tesla = [o for o in open_orders if o["instrument"]["isin"] == "US88160R1014"]

@@ -152,11 +152,13 @@ class Query:
                                      check_max_age(max_age))
         return OrderConnection.build(page, offset)
 
-    @strawberry.field(description="Positions of every account the caller may see.")
+    @strawberry.field(description="Positions of every account the caller may see, account by account (by "
+                                  "connection and account number), each account's in its broker's order.")
     async def positions(self, info: Info, first: int | None = None, after: str | None = None,
                         filter: PositionFilter | None = None, max_age: MaxAge = None) -> PositionConnection:
         flt: DomainPositionFilter | None = filter.to_domain() if filter else None
+        # account by account, each in its broker's own order (the sort is stable): the windows read
+        # from each broker then line up with the merged list's pages
         page, offset = await _merged(info, info.context.loaders.positions_by_account, flt, first, after,
-                                     lambda p: (p.key.connection, p.key.account_number, p.instrument.symbol or "",
-                                                p.key.instrument_id), check_max_age(max_age))
+                                     lambda p: (p.key.connection, p.key.account_number), check_max_age(max_age))
         return PositionConnection.build(page, offset)

@@ -100,7 +100,8 @@ class LemonAdapter(BaseAdapter):
         params = [("isin", filter.isin.upper())] if filter and filter.isin else []
         now = datetime.now(UTC)
         items = await self.client.get_all("positions", params)
-        positions = [parsing.parse_position(self.connection, account_id, p, now) for p in items]
+        positions = await self.symbols.complete([parsing.parse_position(self.connection, account_id, p, now)
+                                                 for p in items])
         return [p for p in positions if filter is None or filter.matches(p)]
 
     async def fetch_positions_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
@@ -120,7 +121,7 @@ class LemonAdapter(BaseAdapter):
             return Page(items[q.offset:q.offset + q.limit], len(items))
         size, page, skip = window
         raw, total = await self.client.get_page("positions", params, limit=size, page=page)
-        parsed = [parsing.parse_position(self.connection, account_id, p, now) for p in raw]
+        parsed = await self.symbols.complete([parsing.parse_position(self.connection, account_id, p, now) for p in raw])
         return Page(parsed[skip:skip + q.limit], total)
 
     # -- orders ---------------------------------------------------------------------------

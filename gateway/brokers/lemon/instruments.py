@@ -7,9 +7,8 @@ to :data:`BATCH` per request, and kept for the adapter's life (reference data, t
 user of the connection). A look-up that fails leaves the symbol ``null`` for this read and is tried
 again on the next one; it never fails the read itself.
 
-Orders get their symbols here; positions do not yet: the cross-account ``positions`` query merges
-the accounts' windows sorted by symbol, while lemon pages positions by ISIN, so a symbol on lemon
-positions would make consecutive pages of that query overlap until it keeps each window's order.
+Orders and positions get their symbols here (the cross-account ``positions`` query keeps each
+account's window in lemon's own order, so a symbol changes no page boundary).
 """
 
 from __future__ import annotations
