@@ -30,6 +30,7 @@ from tenacity.wait import wait_base
 
 from ..config import ConnectionConfig
 from ..domain.errors import BadResponse, BrokerNotAvailable, GatewayError, RateLimitExceeded, RequestTimeout
+from ..telemetry import upstream_trace_configs
 
 __all__ = ["ErrorMapper", "HttpClient", "HttpResponse"]
 
@@ -129,7 +130,8 @@ class HttpClient:
             timeout = aiohttp.ClientTimeout(total=self.config.timeout, connect=self.config.connect_timeout)
             connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=50)
             self._session = aiohttp.ClientSession(timeout=timeout, connector=connector,
-                                                  json_serialize=_dumps)
+                                                  json_serialize=_dumps,
+                                                  trace_configs=upstream_trace_configs(self.config))
         return self._session
 
     async def close(self) -> None:

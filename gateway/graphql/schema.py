@@ -3,6 +3,7 @@ extensions (depth, alias and token limits; introspection off in production; erro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
@@ -42,10 +43,13 @@ class GatewaySchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = True) -> strawberry.Schema:
-    """The schema with the security extensions configured from ``limits``."""
+def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = True,
+                 extensions_first: Sequence[object] = ()) -> strawberry.Schema:
+    """The schema with the security extensions configured from ``limits``; ``extensions_first`` run
+    before them (persisted operations fill in the document, tracing opens the operation's span)."""
     limits = limits or LimitsConfig()
     extensions: list[object] = [
+        *extensions_first,
         lambda: QueryDepthLimiter(max_depth=limits.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
