@@ -149,7 +149,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
             await events.close()
             await idempotency.close()
             await registry.close()
-            telemetry.deactivate()
+            await telemetry.deactivate()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "connections": sorted(registry.adapters),

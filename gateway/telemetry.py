@@ -12,6 +12,7 @@ Upstream spans never carry credentials: URLs lose their query string, and no hea
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -94,15 +95,17 @@ class Telemetry:
         if self.provider is not None:
             _active = self
 
-    def deactivate(self) -> None:
-        """Stop tracing new upstream sessions; flush (and, for an OTLP provider, shut down)."""
+    async def deactivate(self) -> None:
+        """Stop tracing new upstream sessions; flush (and, for an OTLP provider, shut down) in a thread:
+        the exporter's HTTP calls block."""
         global _active
         if _active is self:
             _active = None
-        if self.provider is not None:
-            self.provider.force_flush()
+        provider = self.provider
+        if provider is not None:
+            await asyncio.to_thread(provider.force_flush)
             if self.owned:
-                self.provider.shutdown()
+                await asyncio.to_thread(provider.shutdown)
 
 
 def _operation_span_extension(tracer: Tracer) -> type[SchemaExtension]:

@@ -41,9 +41,9 @@ class _QuietServer(uvicorn.Server):
 class RunningGateway:
     """The gateway for ``config`` served on ``127.0.0.1:<free port>`` inside the test loop."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, **app_options: Any) -> None:
         self.config = config
-        self.app = create_app(config)
+        self.app = create_app(config, **app_options)
         self.server = _QuietServer(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
                                                   lifespan="on", access_log=False))
         self.task: asyncio.Task[None] | None = None
@@ -73,8 +73,8 @@ class RunningGateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(config: GatewayConfig) -> AsyncIterator[RunningGateway]:
-    gateway = await RunningGateway(config).start()
+async def running_gateway(config: GatewayConfig, **app_options: Any) -> AsyncIterator[RunningGateway]:
+    gateway = await RunningGateway(config, **app_options).start()
     try:
         yield gateway
     finally:
