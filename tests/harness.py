@@ -220,11 +220,13 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served_process(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[tuple[str, list[str]]]:
-    """``broker-gateway serve ARGS`` as a separate process; yields its GraphQL URL and its first lines."""
+async def served_process(*args: str, env: dict[str, str] | None = None,
+                         options: tuple[str, ...] = ()) -> AsyncIterator[tuple[str, list[str]]]:
+    """``broker-gateway OPTIONS serve ARGS`` as a separate process; yields its GraphQL URL and its output
+    lines (the list keeps growing while the process runs)."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), *args,
+        sys.executable, "-m", "gateway.cli", *options, "serve", "--port", str(port), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})})
     lines: list[str] = []
     drain: asyncio.Task[None] | None = None
@@ -237,7 +239,7 @@ async def served_process(*args: str, env: dict[str, str] | None = None) -> Async
                 lines.append(line)
                 if "GraphiQL:" in line or "GraphQL endpoint:" in line:
                     break
-        drain = asyncio.create_task(_drain(proc.stdout))  # keep the pipe from filling up
+        drain = asyncio.create_task(_drain(proc.stdout, lines))  # keep the pipe from filling up
         yield f"http://127.0.0.1:{port}/graphql", lines
     finally:
         proc.terminate()
@@ -246,9 +248,9 @@ async def served_process(*args: str, env: dict[str, str] | None = None) -> Async
             await drain
 
 
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
+async def _drain(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    while line := await stream.readline():
+        lines.append(line.decode())
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05) -> Any:
