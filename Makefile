@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+LOG_LEVEL ?= warning
 
 .PHONY: run test lint schema sandbox clean redis-server
 
@@ -22,7 +23,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 ## run: start the gateway; without CONFIG=file.toml it runs against the in-process sandbox venues
 run: $(VENV)/.installed-run
-	$(BIN)/broker-gateway serve --host $(HOST) --port $(PORT) $(if $(CONFIG),--config $(CONFIG))
+	$(BIN)/broker-gateway --log-level $(LOG_LEVEL) serve --host $(HOST) --port $(PORT) $(if $(CONFIG),--config $(CONFIG)) $(if $(VENUES),--venues $(VENUES))
 
 ## sandbox: start only the paper venues
 sandbox: $(VENV)/.installed-run
