@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -207,7 +208,7 @@ async def test_ctrl_c_under_make_run_with_subscribers_connected_stops_cleanly() 
                             headers={"Accept": "text/event-stream"}) as sse:
             await ws.send('{"type": "connection_init"}')
             assert "connection_ack" in await asyncio.wait_for(ws.recv(), 10)
-            await ws.send('{"id": "1", "type": "subscribe", "payload": {"query": "%s"}}' % subscription)
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}}))
             assert sse.status_code == 200
             await asyncio.sleep(0.5)
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does

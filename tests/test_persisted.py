@@ -26,8 +26,9 @@ UNKNOWN = "query Unknown { connections { name broker } }"
 
 
 def _hash_only(name: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    digest = document_hash((QUERIES / f"{name}.graphql").read_text())
     return {"operationName": name, "variables": variables or {},
-            "extensions": {"persistedQuery": {"version": 1, "sha256Hash": document_hash((QUERIES / f"{name}.graphql").read_text())}}}
+            "extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}
 
 
 async def _post(url: str, body: dict[str, Any], key: str | None = MAIN_KEY) -> dict[str, Any]:
