@@ -113,7 +113,10 @@ def _load_or_fail(path: str) -> GatewayConfig:
 
 def _summary(config: GatewayConfig) -> list[str]:
     connections = ", ".join(f"{name} ({c.broker})" for name, c in sorted(config.connections.items())) or "none"
-    tracing = "on" if config.telemetry.otlp_endpoint else "off (no otlp_endpoint)"
+    from .telemetry import otlp_traces_endpoint
+
+    endpoint = otlp_traces_endpoint(config.telemetry)
+    tracing = f"on ({endpoint})" if endpoint else "off (no otlp_endpoint)"
     return [
         f"profile: {config.profile}",
         f"connections: {connections}",

@@ -29,7 +29,7 @@ from strawberry.extensions import SchemaExtension
 
 from .config import ConnectionConfig, TelemetryConfig
 
-__all__ = ["Telemetry", "upstream_trace_configs"]
+__all__ = ["Telemetry", "otlp_traces_endpoint", "upstream_trace_configs"]
 
 #: requests that would only add noise to traces: probes, metrics, the explorer's static files
 EXCLUDED_URLS = "/healthz,/readyz,/metrics,/graphiql/"
@@ -42,7 +42,8 @@ ATTR_ENDPOINT = "gateway.endpoint"
 _active: Telemetry | None = None
 
 
-def _otlp_endpoint(config: TelemetryConfig) -> str | None:
+def otlp_traces_endpoint(config: TelemetryConfig) -> str | None:
+    """Where traces go: the configured endpoint's ``/v1/traces``, else the standard environment variables; ``None``: off."""
     if config.otlp_endpoint:
         base = config.otlp_endpoint.rstrip("/")
         return base if base.endswith("/v1/traces") else base + "/v1/traces"
@@ -64,7 +65,7 @@ class Telemetry:
     @classmethod
     def from_config(cls, config: TelemetryConfig) -> Telemetry:
         """Tracing to the configured OTLP endpoint, or off."""
-        endpoint = _otlp_endpoint(config)
+        endpoint = otlp_traces_endpoint(config)
         if endpoint is None:
             return cls()
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
