@@ -11,7 +11,8 @@ without ``query`` (over POST, GET, WebSocket or SSE).
 * ``"allow"`` (default): documents; hashes from the manifest; and APQ: an unknown hash gets
   ``PERSISTED_QUERY_NOT_FOUND``, the client resends hash and document, the gateway checks the hash
   (``PERSISTED_QUERY_HASH_MISMATCH``) and keeps the document (``persisted_cache_size`` of them, least
-  recently used go first) so that the hash alone serves it from then on.
+  recently used go first, and only documents that validated) so that the hash alone serves it from
+  then on.
 * ``"require"``: only the manifest's operations, by hash or by their exact text: anything else gets
   ``PERSISTED_QUERY_NOT_IN_LIST`` and nothing registers (the production allow-list of known frontends).
 
@@ -158,12 +159,9 @@ class PersistedOperations:
         if query is not None:
             if digest is not None and document_hash(query) != digest:
                 raise PersistedQueryError("PERSISTED_QUERY_HASH_MISMATCH", "provided sha does not match query")
-            if self.mode == "require":
-                if (digest or document_hash(query)) not in self.manifest:
-                    raise PersistedQueryError("PERSISTED_QUERY_NOT_IN_LIST",
-                                              "only the operations of the persisted-operation manifest are allowed")
-            elif digest is not None and digest not in self.manifest and self.cache_size > 0:
-                self.cache[digest] = query  # APQ registration
+            if self.mode == "require" and (digest or document_hash(query)) not in self.manifest:
+                raise PersistedQueryError("PERSISTED_QUERY_NOT_IN_LIST",
+                                          "only the operations of the persisted-operation manifest are allowed")
             return query
         if digest is None:
             return None
@@ -176,6 +174,14 @@ class PersistedOperations:
                                           "no operation with this hash in the persisted-operation manifest")
             raise PersistedQueryError("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound")
         return document
+
+    def register(self, query: str, extensions: Mapping[str, Any] | None) -> None:
+        """APQ registration (``allow`` mode): keep ``query`` under the hash it was sent with. Called
+        once the document has validated, so that the cache holds only runnable documents."""
+        digest = persisted_query_hash(extensions)
+        if (self.mode == "allow" and digest is not None and digest not in self.manifest and self.cache_size > 0
+                and document_hash(query) == digest):
+            self.cache[digest] = query
 
     def extension(self) -> type[SchemaExtension]:
         """A schema extension applying :meth:`resolve` to every operation, whatever its transport."""
@@ -204,6 +210,12 @@ def _extension_for(store: PersistedOperations) -> type[SchemaExtension]:
                 ctx.graphql_document = _refusal_document(ctx.allowed_operations, ctx.operation_name)
                 ctx.pre_execution_errors = [exc.graphql_error()]
             yield
+
+        def on_validate(self) -> Iterator[None]:
+            yield
+            ctx = self.execution_context
+            if not ctx.pre_execution_errors and ctx.query is not None:
+                store.register(ctx.query, ctx.operation_extensions)
 
     return PersistedOperationsExtension
 

@@ -195,6 +195,14 @@ async def test_apq_refuses_a_hash_that_does_not_match_the_document(gateway: Runn
     assert _codes(unregistered) == ["PERSISTED_QUERY_NOT_FOUND"]
 
 
+async def test_apq_keeps_only_documents_that_validate(gateway: RunningGateway) -> None:
+    invalid = "query Invalid { connections { noSuchField } }"
+    pq = {"persistedQuery": {"version": 1, "sha256Hash": document_hash(invalid)}}
+    first = await _post(gateway.url, {"query": invalid, "extensions": pq})
+    assert _codes(first) == ["BAD_USER_INPUT"]
+    assert _codes(await _post(gateway.url, {"extensions": pq})) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
 async def test_off_mode_says_not_supported_and_apollo_falls_back_to_documents(lemon_url: str) -> None:
     base = gateway_config(lemon_connections(lemon_url))
     config = GatewayConfig.model_validate({**base.model_dump(), "persisted_operations": "off"})
@@ -214,7 +222,9 @@ def test_the_apq_cache_keeps_the_most_recently_used_documents() -> None:
     store = PersistedOperations("allow", cache_size=2)
     docs = [f"query Q{i} {{ connections {{ name }} }}" for i in range(3)]
     for doc in docs:
-        store.resolve(doc, {"persistedQuery": {"version": 1, "sha256Hash": document_hash(doc)}})
+        extensions = {"persistedQuery": {"version": 1, "sha256Hash": document_hash(doc)}}
+        assert store.resolve(doc, extensions) == doc
+        store.register(doc, extensions)
     assert store.resolve(None, {"persistedQuery": {"version": 1, "sha256Hash": document_hash(docs[2])}}) == docs[2]
     with pytest.raises(PersistedQueryError) as refused:
         store.resolve(None, {"persistedQuery": {"version": 1, "sha256Hash": document_hash(docs[0])}})
