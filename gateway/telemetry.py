@@ -1,7 +1,9 @@
 """OpenTelemetry traces: a server span per HTTP request or WebSocket connection (the official ASGI
 instrumentation), a span per GraphQL operation, and a client span per upstream call (the official
 aiohttp-client instrumentation) carrying ``gateway.broker``, ``gateway.connection`` and
-``gateway.endpoint``.
+``gateway.endpoint``. One operation is one trace: over HTTP the operation's span is a child of the
+request's; over a WebSocket, which carries many operations, each operation starts a trace of its
+own, linked to the connection's span. The operation's span carries ``gateway.request_id``.
 
 Off unless an OTLP endpoint is configured (``[telemetry] otlp_endpoint`` or the standard
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``); spans then go to the
@@ -18,16 +20,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, Span, Status, StatusCode, Tracer, get_current_span
 from starlette.applications import Starlette
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 
 from .config import ConnectionConfig, TelemetryConfig
+from .request_id import current_request_id
 
 __all__ = ["Telemetry", "otlp_traces_endpoint", "upstream_trace_configs"]
 
@@ -115,8 +120,19 @@ def _operation_span_extension(tracer: Tracer) -> type[SchemaExtension]:
 
         def on_operation(self) -> Iterator[None]:
             ctx = self.execution_context
-            with tracer.start_as_current_span("GraphQL operation", record_exception=False,
+            parent: otel_context.Context | None = None
+            links: list[Link] = []
+            if isinstance(getattr(ctx.context, "request", None), WebSocket):
+                # one WebSocket carries many operations: each is a trace of its own, linked to the connection's
+                connection = get_current_span().get_span_context()
+                if connection.is_valid:
+                    links.append(Link(connection))
+                parent = otel_context.Context()
+            with tracer.start_as_current_span("GraphQL operation", context=parent, links=links, record_exception=False,
                                               set_status_on_exception=False) as span:
+                rid = current_request_id()
+                if rid:
+                    span.set_attribute("gateway.request_id", rid)
                 yield
                 _describe(span, ctx)
 

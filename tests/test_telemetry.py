@@ -82,6 +82,38 @@ async def test_one_trace_per_operation_with_a_child_span_per_upstream_call(
     assert dashboard_spans[0].context.trace_id != orders_spans[0].context.trace_id
 
 
+async def test_each_operation_on_a_websocket_is_a_trace_linked_to_the_connection(lemon_url: str) -> None:
+    import json
+
+    import websockets
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with running_gateway(gateway_config(lemon_connections(lemon_url)), telemetry=Telemetry(provider)) as gateway:
+        async with websockets.connect(gateway.url.replace("http://", "ws://"),
+                                      subprotocols=["graphql-transport-ws"]) as ws:
+            await ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            for n in ("1", "2"):
+                await ws.send(json.dumps({"id": n, "type": "subscribe", "payload": {
+                    "query": document("Positions"), "operationName": "Positions", "variables": {"first": 1}}}))
+                while json.loads(await asyncio.wait_for(ws.recv(), 15))["type"] != "complete":
+                    pass
+        await asyncio.sleep(0.2)  # the connection's span ends with the socket
+    spans = list(exporter.get_finished_spans())
+    operations = [s for s in spans if s.name == "query Positions"]
+    connection = [s for s in spans if s.kind is SpanKind.SERVER]
+    assert len(operations) == 2 and len(connection) == 1
+    assert operations[0].context.trace_id != operations[1].context.trace_id
+    for operation in operations:
+        assert operation.parent is None
+        assert [link.context.span_id for link in operation.links] == [connection[0].context.span_id]
+        assert operation.attributes["gateway.request_id"]
+        clients = [s for s in spans if s.kind is SpanKind.CLIENT and s.context.trace_id == operation.context.trace_id]
+        assert clients and all(dict(c.attributes)["gateway.broker"] == "lemon" for c in clients)
+
+
 def test_tracing_is_off_without_an_otlp_endpoint() -> None:
     app = create_app(GatewayConfig())
     assert not app.state.telemetry.enabled
