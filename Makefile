@@ -4,8 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+LOG_LEVEL ?= warning
 
-.PHONY: run test lint schema sandbox clean redis-server
+.PHONY: run test lint schema sandbox clean redis-server chromium graphiql-assets
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -22,14 +23,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 ## run: start the gateway; without CONFIG=file.toml it runs against the in-process sandbox venues
 run: $(VENV)/.installed-run
-	$(BIN)/broker-gateway serve --host $(HOST) --port $(PORT) $(if $(CONFIG),--config $(CONFIG))
+	$(BIN)/broker-gateway --log-level $(LOG_LEVEL) serve --host $(HOST) --port $(PORT) $(if $(CONFIG),--config $(CONFIG)) $(if $(VENUES),--venues $(VENUES))
 
 ## sandbox: start only the paper venues
 sandbox: $(VENV)/.installed-run
 	$(BIN)/broker-gateway sandbox --host $(HOST)
 
-## test: every test (unit, sandbox, end-to-end over loopback HTTP; a real redis-server for the event bus)
-test: $(VENV)/.installed-test redis-server tests/js/node_modules/.installed
+## test: every test (unit, sandbox, end-to-end over loopback HTTP; a real redis-server for the event bus;
+## Debian's chromium for the explorer's browser test)
+test: $(VENV)/.installed-test redis-server chromium tests/js/node_modules/.installed
 	$(BIN)/python -m pytest -q
 
 # The graphql-ws JavaScript client the subscription tests drive the gateway with (Node.js and npm).
@@ -48,6 +50,13 @@ redis-server:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+# The explorer's browser test drives Debian's Chromium with Playwright (never a downloaded browser).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 ## lint: ruff
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -58,3 +67,7 @@ schema: $(VENV)/.installed-run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## graphiql-assets: refresh the vendored GraphiQL files from the npm registry (pinned in tools/graphiql_assets.py); commit them
+graphiql-assets:
+	$(PYTHON) tools/graphiql_assets.py

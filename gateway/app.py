@@ -1,5 +1,6 @@
-"""The Starlette app: ``/graphql`` (POST; GET for queries only; WebSocket with graphql-transport-ws),
-``/healthz``, authentication, and the lifespan that opens and closes the upstream sessions."""
+"""The Starlette app: ``/graphql`` (POST; GET for queries only; WebSocket with graphql-transport-ws;
+the GraphiQL page for a browser), ``/healthz``, ``/readyz``, ``/metrics``, authentication, and the
+lifespan that opens and closes the upstream sessions."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -24,12 +25,16 @@ from .brokers.runtime import Runtime
 from .config import GatewayConfig
 from .events import Events
 from .events.metrics import GatewayMetrics
+from .graphiql import ASSET_PREFIX, explorer_page, explorer_tabs, static_files, wants_explorer_page
 from .graphql.context import Context
 from .graphql.schema import build_schema
 from .idempotency import IdempotencyStore, RedisIdempotencyStore
+from .persisted import PersistedOperations, persisted_ws_handler
+from .readiness import readiness
 from .registry import Registry
 from .request_id import RequestIdMiddleware
 from .sse import sse_endpoint
+from .telemetry import Telemetry
 
 __all__ = ["create_app"]
 
@@ -40,13 +45,16 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI view with the gateway's context: one set of loaders per request."""
 
     def __init__(self, config: GatewayConfig, registry: Registry, idempotency: IdempotencyStore | RedisIdempotencyStore,
-                 events: Events) -> None:
+                 events: Events, persisted: PersistedOperations | None = None, telemetry: Telemetry | None = None) -> None:
         protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
         if config.allow_legacy_ws_protocol:
             protocols.append(GRAPHQL_WS_PROTOCOL)
+        self.persisted = persisted or PersistedOperations.from_config(config)
+        self.graphql_transport_ws_handler_class = persisted_ws_handler(self.persisted)  # hash-only subscribe
+        first = [self.persisted.extension(), *(telemetry.schema_extensions() if telemetry else [])]
         super().__init__(
-            build_schema(config.limits, introspection=config.development),
-            graphql_ide="graphiql" if config.development else None,
+            build_schema(config.limits, introspection=config.development, extensions_first=first),
+            graphql_ide="graphiql" if config.graphiql_enabled else None,
             allow_queries_via_get=True,
             subscription_protocols=protocols,
             max_subscriptions_per_connection=config.limits.max_subscriptions_per_connection,
@@ -54,9 +62,16 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
             keep_alive_interval=config.events.keep_alive_interval,
         )
         self.config = config
+        self._tabs: list[dict[str, Any]] | None = None  # the explorer's tabs, read on first use
         self.registry = registry
         self.idempotency = idempotency
         self.events = events
+
+    async def render_graphql_ide(self, request: Request) -> Response:  # type: ignore[override]
+        """The gateway's own explorer page (vendored assets, tabs from ``queries/``)."""
+        if self._tabs is None:
+            self._tabs = explorer_tabs(schema=self.schema._schema)  # type: ignore[attr-defined]
+        return explorer_page(self._tabs, endpoint=request.url.path)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
         principal: Principal | None = request.scope.get("principal")
@@ -93,7 +108,8 @@ class AuthMiddleware:
         self.config = config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/graphql"):
+        if scope["type"] != "http" or not scope["path"].startswith("/graphql") \
+                or (self.config.graphiql_enabled and wants_explorer_page(scope)):  # the page itself is public
             await self.app(scope, receive, send)
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
@@ -109,56 +125,73 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
-def create_app(config: GatewayConfig, *, registry: Registry | None = None) -> Starlette:
+def create_app(config: GatewayConfig, *, registry: Registry | None = None, telemetry: Telemetry | None = None) -> Starlette:
     """The gateway app for ``config``; the registry's adapters start and stop with the app.
 
     With ``[events] backend = "redis"`` one Redis client (a blocking pool: a burst waits for a
     connection instead of failing) is shared by the broker sessions (pacing, critical sections,
-    confirmations) of every replica."""
+    confirmations) of every replica. ``telemetry``: tracing (default: from ``config.telemetry``,
+    off without an OTLP endpoint). Raises ``ValueError`` / ``OSError`` when ``persisted_manifest``
+    cannot be loaded.
+    """
     metrics = GatewayMetrics()
     shared_redis = _redis(config)
     registry = registry or Registry(config, Runtime(SessionMetrics(metrics.registry), shared_redis))
+    telemetry = telemetry or Telemetry.from_config(config.telemetry)
     events = Events.build(config.events, registry, metrics)
     idempotency: IdempotencyStore | RedisIdempotencyStore = (
         RedisIdempotencyStore(config.events.redis_url) if config.events.backend == "redis" and config.events.redis_url
         else IdempotencyStore())
-    graphql_app = GatewayGraphQL(config, registry, idempotency, events)
+    graphql_app = GatewayGraphQL(config, registry, idempotency, events, telemetry=telemetry)
+    phase = {"started": False, "stopping": False}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        telemetry.activate()  # before the adapters open their sessions
         await registry.start()
         await events.start()
+        phase["started"] = True
         try:
             yield
         finally:
+            phase["stopping"] = True
             await events.close()
             await idempotency.close()
             await registry.close()
             if shared_redis is not None:
                 await shared_redis.aclose()
+            await telemetry.deactivate()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "connections": sorted(registry.adapters),
                              "subscriptions": int(events.metrics.active_subscriptions._value.get()),
                              "watchers": events.watchers.active})
 
+    async def readyz(request: Request) -> Response:
+        ready, body = readiness(registry, started=phase["started"], stopping=phase["stopping"])
+        return JSONResponse(body, status_code=200 if ready else 503)
+
     async def metrics(request: Request) -> Response:
         return Response(events.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            Route("/graphql/stream", sse_endpoint(graphql_app), methods=["GET", "POST"]),
-            Route("/graphql", graphql_app, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql_app),
-        ],
-        lifespan=lifespan,
-    )
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/graphql/stream", sse_endpoint(graphql_app), methods=["GET", "POST"]),
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+    ]
+    if config.graphiql_enabled:
+        routes.append(Mount(ASSET_PREFIX, static_files(), name="graphiql"))
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.registry = registry
     app.state.events = events
+    app.state.persisted = graphql_app.persisted
+    app.state.telemetry = telemetry
     app.add_middleware(AuthMiddleware, config=config)
-    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries X-Request-Id
+    app.add_middleware(RequestIdMiddleware)  # every answer carries X-Request-Id
+    telemetry.instrument(app)  # outermost: the server span covers everything
     return app
 
 

@@ -1,20 +1,34 @@
-"""``broker-gateway`` command line: ``serve``, ``sandbox``, ``export-schema``, ``hash-key``."""
+"""``broker-gateway`` command line: ``serve``, ``sandbox``, ``check-config``, ``persisted-manifest``,
+``export-schema``, ``hash-key``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import json
 import logging
+import signal
+import socket
 import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import click
+import pydantic
 import uvicorn
 
 from .brokers.ibkr.claim import LoginInUse
 from .config import ApiKeyConfig, GatewayConfig, load_config
+from .logs import adopt_uvicorn_loggers, configure_logging
 from .sandbox.engine import EngineConfig
 from .sandbox.venue import SandboxRunner, available_venues
 
-__all__ = ["main", "sandbox_config"]
+__all__ = ["config_errors", "main", "sandbox_config"]
+
+log = logging.getLogger(__name__)
 
 
 def sandbox_config(runner: SandboxRunner) -> GatewayConfig:
@@ -46,55 +60,182 @@ def _default_venues() -> list[str]:
 #: venue announces in its options.
 DEMO_VENUE_OPTIONS = {"ibkr": {"pacing": {"slow_window": 0.1, "global_limit": 100}}}
 
+#: seconds ``serve`` waits, after Ctrl-C or SIGTERM, for open requests and streams before cancelling them
+GRACEFUL_SHUTDOWN = 10.0
+
+
+# -- configuration errors -------------------------------------------------------------------------
+
+def _key(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the TOML key a user wrote: ``connections.lemon.timeout``, ``api_keys[0].sha256``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
+
+
+def config_errors(path: str | Path) -> tuple[GatewayConfig | None, list[str]]:
+    """Load ``path``; ``(config, [])`` when valid, else ``(None, ["key: problem", ...])``. Never
+    echoes a value (it may be a secret)."""
+    try:
+        config = load_config(path)
+    except OSError as exc:
+        return None, [f"cannot read the file: {exc.strerror or exc}"]
+    except tomllib.TOMLDecodeError as exc:
+        return None, [f"not valid TOML: {exc}"]
+    except pydantic.ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            key = _key(tuple(error["loc"])) or "(top level)"
+            message = _MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
+            problems.append(f"{key}: {message}")
+        return None, problems
+    if config.persisted_manifest is not None:
+        from .persisted import load_manifest
+
+        try:
+            load_manifest(config.persisted_manifest)
+        except OSError as exc:
+            return None, [f"persisted_manifest: cannot read {config.persisted_manifest}: {exc.strerror or exc}"]
+        except ValueError as exc:
+            return None, [f"persisted_manifest: {exc}"]
+    return config, []
+
+
+def _load_or_fail(path: str) -> GatewayConfig:
+    config, problems = config_errors(path)
+    if config is None:
+        raise click.ClickException(f"{path}: " + "; ".join(problems))
+    return config
+
+
+def _summary(config: GatewayConfig) -> list[str]:
+    connections = ", ".join(f"{name} ({c.broker})" for name, c in sorted(config.connections.items())) or "none"
+    from .telemetry import otlp_traces_endpoint
+
+    endpoint = otlp_traces_endpoint(config.telemetry)
+    tracing = f"on ({endpoint})" if endpoint else "off (no otlp_endpoint)"
+    return [
+        f"profile: {config.profile}",
+        f"connections: {connections}",
+        f"API keys: {len(config.api_keys)}",
+        f"events backend: {config.events.backend}",
+        f"persisted operations: {config.persisted_operations}"
+        + (f" (manifest {config.persisted_manifest})" if config.persisted_manifest else ""),
+        f"GraphiQL: {'on' if config.graphiql_enabled else 'off'}",
+        f"tracing: {tracing}",
+    ]
+
+
+# -- serve ------------------------------------------------------------------------------------------
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound (not yet listening) socket for ``host:port``; a one-line ``ClickException`` when the
+    address is taken or not available."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(f"port {port} on {host} is already in use; stop what listens there "
+                                       f"or choose another with --port") from None
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server; ``_serve`` handles the signals (uvicorn's own handling re-raises the signal
+    after shutting down, which ends the process with a traceback-like "Aborted!")."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.contextmanager
+def _stop_on_signals(server: _Server) -> Iterator[None]:
+    """Ctrl-C or SIGTERM: a graceful shutdown (a second Ctrl-C: do not wait for open connections)."""
+    originals = {sig: signal.signal(sig, server.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in originals.items():
+            signal.signal(sig, handler)
+
 
 async def _serve(config_path: str | None, host: str, port: int, venues: list[str] | None,
                  access_log: bool = False) -> None:
     from .app import create_app
 
+    sock = _listen(host, port)  # first: a busy port is one line, before any venue starts
+    config = _load_or_fail(config_path) if config_path is not None else None
     runner: SandboxRunner | None = None
-    if config_path is None:
-        runner = SandboxRunner(venues or _default_venues(), host="127.0.0.1", venue_options=DEMO_VENUE_OPTIONS)
-        urls = await runner.start()
-        for name, url in urls.items():
-            click.echo(f"sandbox venue {name:<10} {url}")
-        config = sandbox_config(runner)
-    else:
-        config = load_config(config_path)
-    app = create_app(config)
     try:
-        app.state.registry.claim()
-    except LoginInUse as exc:
-        click.echo(f"broker-gateway: {exc}", err=True)
-        if runner is not None:
-            await runner.stop()
-        sys.exit(1)
-    # no per-message deflate: a zlib context per WebSocket costs more memory than the small events save
-    # uvicorn's access log is process-wide: on, it would also list every request to the sandbox venues
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on",
-                                           ws_per_message_deflate=False, access_log=access_log))
-    task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
-        await asyncio.sleep(0.05)
-    if server.started:
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound}/graphql"
-        if config.development:
-            click.echo(f"GraphiQL: {url}")
-        else:
-            click.echo(f"GraphQL endpoint: {url} (production profile: API key required)")
-    try:
-        await task
+        if config is None:
+            runner = SandboxRunner(venues or _default_venues(), host="127.0.0.1", venue_options=DEMO_VENUE_OPTIONS)
+            urls = await runner.start()
+            for name, url in urls.items():
+                click.echo(f"sandbox venue {name:<10} {url}")
+            config = sandbox_config(runner)
+        try:
+            app = create_app(config)
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            app.state.registry.claim()  # one process per IBKR login without Redis: refused in one line
+        except LoginInUse as exc:
+            raise click.ClickException(str(exc)) from None
+        # no per-message deflate: a zlib context per WebSocket costs more memory than the small events save.
+        # uvicorn's access log is process-wide: on, it would also list every request to the sandbox venues.
+        # log_config=None: the CLI's logging (level, text or JSON) applies to uvicorn's lines too.
+        server = _Server(uvicorn.Config(app, lifespan="on", ws_per_message_deflate=False, access_log=access_log,
+                                        log_config=None, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN))
+        adopt_uvicorn_loggers(access_log=access_log)  # the venues' uvicorn configs installed their own
+        with _stop_on_signals(server):
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
+                await asyncio.sleep(0.05)
+            if server.started:
+                bound = server.servers[0].sockets[0].getsockname()[1]
+                url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound}/graphql"
+                if config.graphiql_enabled:
+                    click.echo(f"GraphiQL: {url}")
+                else:
+                    click.echo(f"GraphQL endpoint: {url}" + ("" if config.development else " (API key required)"))
+            await task
+            if runner is not None:
+                # the venues' own uvicorn servers would repeat the gateway's shutdown lines
+                logging.getLogger("uvicorn.error").setLevel(max(logging.getLogger().level, logging.WARNING))
+                await runner.stop()
+                runner = None
     finally:
+        sock.close()
         if runner is not None:
             await runner.stop()
 
 
-@click.group()
+# -- commands ---------------------------------------------------------------------------------------
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="broker-gateway", prog_name="broker-gateway")
 @click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
-def main(log_level: str) -> None:
+              type=click.Choice(["debug", "info", "warning", "error"]), help="Lowest level of log line shown.")
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="Log lines as text or as JSON objects (one a line, with the request id).")
+def main(log_level: str, log_format: str) -> None:
     """broker-gateway: one GraphQL endpoint in front of several brokers."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format)  # type: ignore[arg-type]
 
 
 @main.command()
@@ -105,7 +246,11 @@ def main(log_level: str) -> None:
 @click.option("--venues", default=None, help="Comma-separated sandbox venues to start (default: all).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every HTTP request.")
 def serve(config_path: str | None, host: str, port: int, venues: str | None, access_log: bool) -> None:
-    """Start the gateway (against the sandbox when no --config is given)."""
+    """Start the gateway (against the sandbox when no --config is given).
+
+    Ctrl-C (or SIGTERM) stops it gracefully: open subscriptions are closed, in-flight requests finish;
+    a second Ctrl-C stops without waiting.
+    """
     asyncio.run(_serve(config_path, host, port, venues.split(",") if venues else None, access_log))
 
 
@@ -121,12 +266,52 @@ def sandbox(host: str, fast: bool) -> None:
             venue = runner.venue(name)
             creds = ", ".join(f"{k}={v}" for k, v in venue.credentials.items())
             click.echo(f"{name:<10} {url}  ({creds})")
+        adopt_uvicorn_loggers()
         try:
             await asyncio.Event().wait()
         finally:
             await runner.stop()
 
-    asyncio.run(run())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+@main.command("check-config")
+@click.argument("file", type=click.Path(dir_okay=False))
+def check_config(file: str) -> None:
+    """Validate a TOML configuration: print a summary, or each offending key and exit with status 1."""
+    config, problems = config_errors(file)
+    if config is None:
+        click.echo(f"{file}: {len(problems)} problem{'s' if len(problems) != 1 else ''}", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"{file}: OK")
+    for line in _summary(config):
+        click.echo(f"  {line}")
+
+
+@main.command("persisted-manifest")
+@click.argument("directory", default="queries", type=click.Path(exists=True, file_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the manifest here (default: standard output).")
+def persisted_manifest(directory: str, output: str | None) -> None:
+    """Build the persisted-operation manifest (SHA-256 of each document's text -> the document) from
+    the .graphql files of DIRECTORY (default: queries). Each document must validate against the schema.
+    Point persisted_manifest at the file; clients then send only the hash."""
+    from .graphql.schema import build_schema
+    from .persisted import build_manifest
+
+    try:
+        manifest = build_manifest(directory, schema=build_schema())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"{len(manifest)} operations written to {output}", err=True)
 
 
 @main.command("export-schema")
@@ -140,7 +325,7 @@ def export_schema() -> None:
 @main.command("hash-key")
 @click.argument("key")
 def hash_key(key: str) -> None:
-    """Print the SHA-256 of an API key, for ``[[api_keys]] sha256``."""
+    """Print the SHA-256 of an API key, for the sha256 of an [[api_keys]] entry."""
     click.echo(ApiKeyConfig.hash_key(key))
 
 

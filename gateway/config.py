@@ -33,7 +33,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["ApiKeyConfig", "ConnectionConfig", "EventsConfig", "GatewayConfig", "LimitsConfig", "load_config"]
+__all__ = ["ApiKeyConfig", "ConnectionConfig", "EventsConfig", "GatewayConfig", "LimitsConfig", "TelemetryConfig",
+           "load_config"]
 
 BrokerName = Literal["lemon", "ibkr", "etna", "aliceblue"]
 
@@ -143,8 +144,27 @@ class EventsConfig(BaseModel):
         return self
 
 
+class TelemetryConfig(BaseModel):
+    """OpenTelemetry traces, off unless an OTLP endpoint is set here or in ``OTEL_EXPORTER_OTLP_ENDPOINT``
+    / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``. ``otlp_endpoint`` is the collector's OTLP/HTTP base URL
+    (``http://collector:4318``; traces go to ``/v1/traces``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    otlp_endpoint: str | None = None
+    service_name: str = "broker-gateway"
+
+
 class GatewayConfig(BaseModel):
-    """The whole configuration."""
+    """The whole configuration.
+
+    ``graphiql``: serve the explorer page at ``/graphql`` (default: on in development, off in production).
+    ``persisted_operations``: ``"off"`` (documents only; a hash is refused), ``"allow"`` (documents, the
+    manifest's hashes and Automatic Persisted Queries), ``"require"`` (only the manifest's operations:
+    the allow-list of known frontends). ``persisted_manifest``: the JSON manifest (sha256 → document)
+    that ``broker-gateway persisted-manifest`` builds; ``persisted_cache_size``: how many APQ documents
+    are kept (least recently used go first).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -154,6 +174,17 @@ class GatewayConfig(BaseModel):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     allow_legacy_ws_protocol: bool = False
+    graphiql: bool | None = None
+    persisted_operations: Literal["off", "allow", "require"] = "allow"
+    persisted_manifest: Path | None = None
+    persisted_cache_size: int = Field(1000, ge=0)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+
+    @model_validator(mode="after")
+    def _persisted(self) -> GatewayConfig:
+        if self.persisted_operations == "require" and self.persisted_manifest is None:
+            raise ValueError("persisted_operations = 'require' needs persisted_manifest")
+        return self
 
     @model_validator(mode="after")
     def _names(self) -> GatewayConfig:
@@ -169,10 +200,19 @@ class GatewayConfig(BaseModel):
     def development(self) -> bool:
         return self.profile == "development"
 
+    @property
+    def graphiql_enabled(self) -> bool:
+        """The explorer page: ``graphiql`` when set, else on in development only."""
+        return self.development if self.graphiql is None else self.graphiql
+
 
 def load_config(path: str | Path) -> GatewayConfig:
     """Read and validate a TOML configuration file; raises ``pydantic.ValidationError`` or
-    ``tomllib.TOMLDecodeError`` with the offending key."""
+    ``tomllib.TOMLDecodeError`` with the offending key. A relative ``persisted_manifest`` is taken
+    relative to the file's directory."""
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
-    return GatewayConfig.model_validate(data)
+    config = GatewayConfig.model_validate(data)
+    if config.persisted_manifest is not None and not config.persisted_manifest.is_absolute():
+        config.persisted_manifest = Path(path).resolve().parent / config.persisted_manifest  # beside the file
+    return config

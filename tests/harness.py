@@ -41,9 +41,9 @@ class _QuietServer(uvicorn.Server):
 class RunningGateway:
     """The gateway for ``config`` served on ``127.0.0.1:<free port>`` inside the test loop."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, **app_options: Any) -> None:
         self.config = config
-        self.app = create_app(config)
+        self.app = create_app(config, **app_options)
         self.server = _QuietServer(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
                                                   lifespan="on", access_log=False))
         self.task: asyncio.Task[None] | None = None
@@ -73,8 +73,8 @@ class RunningGateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(config: GatewayConfig) -> AsyncIterator[RunningGateway]:
-    gateway = await RunningGateway(config).start()
+async def running_gateway(config: GatewayConfig, **app_options: Any) -> AsyncIterator[RunningGateway]:
+    gateway = await RunningGateway(config, **app_options).start()
     try:
         yield gateway
     finally:
@@ -224,11 +224,13 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served_process(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[tuple[str, list[str]]]:
-    """``broker-gateway serve ARGS`` as a separate process; yields its GraphQL URL and its first lines."""
+async def served_process(*args: str, env: dict[str, str] | None = None,
+                         options: tuple[str, ...] = ()) -> AsyncIterator[tuple[str, list[str]]]:
+    """``broker-gateway OPTIONS serve ARGS`` as a separate process; yields its GraphQL URL and its output
+    lines (the list keeps growing while the process runs)."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), *args,
+        sys.executable, "-m", "gateway.cli", *options, "serve", "--port", str(port), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})})
     lines: list[str] = []
     drain: asyncio.Task[None] | None = None
@@ -241,7 +243,7 @@ async def served_process(*args: str, env: dict[str, str] | None = None) -> Async
                 lines.append(line)
                 if "GraphiQL:" in line or "GraphQL endpoint:" in line:
                     break
-        drain = asyncio.create_task(_drain(proc.stdout))  # keep the pipe from filling up
+        drain = asyncio.create_task(_drain(proc.stdout, lines))  # keep the pipe from filling up
         yield f"http://127.0.0.1:{port}/graphql", lines
     finally:
         proc.terminate()
@@ -250,9 +252,9 @@ async def served_process(*args: str, env: dict[str, str] | None = None) -> Async
             await drain
 
 
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
+async def _drain(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    while line := await stream.readline():
+        lines.append(line.decode())
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05) -> Any:

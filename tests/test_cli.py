@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -83,3 +84,148 @@ def test_the_example_configuration_loads() -> None:
 
     for connection in config.connections.values():
         assert build_adapter(connection).connection == connection.name
+
+
+# -- the command line as a new user meets it ---------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _cli(*args: str, timeout: float = 60) -> tuple[int, str]:
+    """``python -m gateway.cli ARGS``: exit status and output (stdout and stderr together)."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway.cli", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_version() -> None:
+    from importlib.metadata import version
+
+    status, out = await _cli("--version")
+    assert status == 0 and out.strip() == f"broker-gateway, version {version('broker-gateway')}"
+
+
+def test_help_texts_have_no_markup() -> None:
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    runner = CliRunner()
+    pages = {"": runner.invoke(main, ["--help"])}
+    pages.update({name: runner.invoke(main, [name, "--help"]) for name in main.commands})
+    assert {"serve", "sandbox", "check-config", "persisted-manifest", "export-schema", "hash-key"} <= set(pages)
+    for name, result in pages.items():
+        assert result.exit_code == 0, (name, result.output)
+        for markup in ("``", ":class:", ":func:", ":data:", "**", ".. "):
+            assert markup not in result.output, (name, markup, result.output)
+
+
+async def test_serve_on_a_busy_port_prints_one_line_and_fails() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        status, out = await _cli("serve", "--port", str(port), "--venues", "lemon")
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert status != 0
+    assert len(lines) == 1, out
+    assert str(port) in lines[0] and "already in use" in lines[0]
+
+
+async def test_check_config_accepts_the_example_and_summarises_it() -> None:
+    status, out = await _cli("check-config", str(ROOT / "gateway.example.toml"))
+    assert status == 0, out
+    assert "gateway.example.toml: OK" in out and "profile: production" in out
+    assert "lemon-paper (lemon)" in out and "API keys: 2" in out
+
+
+async def test_check_config_names_each_offending_key_and_never_a_value(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("""
+profile = "production"
+persisted_operations = "sometimes"
+
+[connections.paper]
+broker = "lemon"
+base_url = "https://paper-trading.lemon.markets/v1/"
+timeout = -1
+tiemout = 3
+credentials = { api_key = ["top-secret-value"] }
+
+[limits]
+max_depht = 3
+""")
+    status, out = await _cli("check-config", str(broken))
+    assert status == 1, out
+    for key in ("persisted_operations:", "connections.paper.timeout:", "connections.paper.tiemout: unknown key",
+                "connections.paper.credentials.api_key:", "limits.max_depht: unknown key"):
+        assert key in out, (key, out)
+    assert "top-secret-value" not in out and "Traceback" not in out
+
+    syntax = tmp_path / "syntax.toml"
+    syntax.write_text('profile = "production"\n[connections.paper\nbroker = "lemon"\n')
+    status, out = await _cli("check-config", str(syntax))
+    assert status == 1 and "not valid TOML" in out and "line 2" in out, out
+
+    manifest = tmp_path / "manifest.toml"
+    manifest.write_text('persisted_operations = "require"\npersisted_manifest = "missing.json"\n')
+    status, out = await _cli("check-config", str(manifest))
+    assert status == 1 and "persisted_manifest: cannot read" in out, out
+
+
+async def test_ctrl_c_under_make_run_with_subscribers_connected_stops_cleanly() -> None:
+    """Ctrl-C in a terminal sends SIGINT to the foreground process group: make and the gateway."""
+    import signal
+
+    import httpx
+    import websockets
+
+    from tests.harness import free_port
+
+    port = free_port()
+    # -o: never reinstall here (make test has installed the package)
+    proc = await asyncio.create_subprocess_exec(
+        "make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/.installed-run", "run", f"PORT={port}",
+        "LOG_LEVEL=info", "VENUES=lemon", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not any("GraphiQL:" in line for line in lines):
+                line = (await proc.stdout.readline()).decode()
+                assert line, "make run exited early:\n" + "".join(lines)
+                lines.append(line)
+        url = f"127.0.0.1:{port}/graphql"
+        subscription = "subscription { orderStatusChanged { eventId status } }"
+        async with websockets.connect(f"ws://{url}", subprotocols=["graphql-transport-ws"]) as ws, \
+                httpx.AsyncClient(timeout=30) as http, \
+                http.stream("POST", f"http://{url}/stream", json={"query": subscription},
+                            headers={"Accept": "text/event-stream"}) as sse:
+            await ws.send('{"type": "connection_init"}')
+            assert "connection_ack" in await asyncio.wait_for(ws.recv(), 10)
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}}))
+            assert sse.status_code == 200
+            await asyncio.sleep(0.5)
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+            async for _ in sse.aiter_lines():  # the stream ends as an HTTP response should
+                pass
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 15)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012  # "service restart"
+        async with asyncio.timeout(30):
+            rest = (await proc.stdout.read()).decode()
+            await proc.wait()
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    output = "".join(lines) + rest
+    assert "ASGI callable returned without completing response" not in output, output
+    assert "Traceback" not in output and "Aborted" not in output and "ERROR" not in output, output
+    assert output.count("Shutting down") == 1 and output.count("Finished server process") == 1, output

@@ -42,6 +42,7 @@ from ..domain.errors import (
     RateLimitExceeded,
     RequestTimeout,
 )
+from ..telemetry import upstream_trace_configs
 from . import budget
 from .pacing import PacingRules
 from .scheduler import SessionScheduler
@@ -164,7 +165,8 @@ class HttpClient:
             timeout = aiohttp.ClientTimeout(total=self.config.timeout, connect=self.config.connect_timeout)
             connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=50)
             self._session = aiohttp.ClientSession(timeout=timeout, connector=connector,
-                                                  json_serialize=_dumps)
+                                                  json_serialize=_dumps,
+                                                  trace_configs=upstream_trace_configs(self.config))
         return self._session
 
     async def close(self) -> None:

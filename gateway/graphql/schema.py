@@ -4,7 +4,7 @@ extensions (depth, alias and token limits; introspection off in production; erro
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import strawberry
@@ -57,22 +57,38 @@ class _ParserCache(ParserCache):
 
     def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
-        with contextlib.suppress(GraphQLError):
-            ctx.graphql_document = self.cached_parse_document(ctx.query, **ctx.parse_options)
+        if ctx.graphql_document is None and isinstance(ctx.query, str):  # not filled in by persisted operations
+            with contextlib.suppress(GraphQLError):
+                ctx.graphql_document = self.cached_parse_document(ctx.query, **ctx.parse_options)
         yield
 
 
-def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = True) -> strawberry.Schema:
-    """The schema with the security extensions configured from ``limits``."""
+class _ValidationCache(ValidationCache):
+    """Strawberry's validation cache, except that errors found before validation (a persisted
+    operation refused) are kept, as Strawberry's own validation step keeps them."""
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.pre_execution_errors is None and ctx.graphql_document is not None:
+            ctx.pre_execution_errors = self.cached_validate_document(ctx.schema._schema, ctx.graphql_document,
+                                                                     ctx.validation_rules)
+        yield
+
+
+def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = True,
+                 extensions_first: Sequence[object] = ()) -> strawberry.Schema:
+    """The schema with the security extensions configured from ``limits``; ``extensions_first`` run
+    before them (persisted operations fill in the document, tracing opens the operation's span)."""
     limits = limits or LimitsConfig()
     extensions: list[object] = [
+        *extensions_first,
         lambda: QueryDepthLimiter(max_depth=limits.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         ErrorCodes,
         # a frontend sends the same few documents: parse and validate each once (bounded caches)
         lambda: _ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        lambda: _ValidationCache(maxsize=256),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
