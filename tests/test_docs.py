@@ -61,7 +61,10 @@ def _problems(path: Path, text: str | None = None) -> list[str]:
             if parts.scheme not in ("http", "https") or parts.hostname not in PUBLIC_DOCUMENTATION:
                 problems.append(f"{link}: leaves the repository for something that is not public documentation")
             continue
-        target = (path.parent / parts.path).resolve() if parts.path else path
+        if parts.path.startswith("/"):  # root-relative: the repository's root, as GitHub renders it
+            target = (ROOT / parts.path.lstrip("/")).resolve()
+        else:
+            target = (path.parent / parts.path).resolve() if parts.path else path
         if not target.is_relative_to(ROOT):
             problems.append(f"{link}: points outside the repository")
         elif not target.exists():

@@ -193,3 +193,27 @@ async def test_ibkr_sandbox_ledger_gives_the_masters_cash(wire: httpx.AsyncClien
     assert set(ledger) == {"USD", "BASE"} and ledger["USD"]["key"] == "LedgerList"
     cash = (await _state(wire))["accounts"][MASTER]["cash"]
     assert parse_ledger_cash(ledger, "USD") == Money(Decimal(cash), "USD")
+
+
+async def test_ibkr_sandbox_switches_to_an_allocation_group_and_to_all_and_lists_their_orders(
+        wire: httpx.AsyncClient) -> None:
+    """The FA lesson's way to a group's orders: switch the session to the group, then read the live
+    orders; ``All`` shows every order of the book, each under its own account."""
+    await wire.get("iserver/accounts")
+    await wire.get("iserver/account/orders")  # past the empty first snapshot
+    switched = await wire.post("iserver/account", json={"acctId": "Growth_Equal"})
+    assert switched.status_code == 200 and switched.json() == {"set": True, "acctId": "Growth_Equal"}
+    assert (await wire.get("iserver/accounts")).json()["selectedAccount"] == "Growth_Equal"
+    group = (await wire.get("iserver/account/orders")).json()["orders"]
+    assert group and {(o["acct"], o["account"]) for o in group} == {("Growth_Equal", "Growth_Equal")}
+    assert any(o.get("order_ref") == "rebal-Growth_Equal" for o in group)
+
+    assert (await wire.post("iserver/account", json={"acctId": "All"})).json() == {"set": True, "acctId": "All"}
+    every = (await wire.get("iserver/account/orders")).json()["orders"]
+    accounts = {o["account"] for o in every}
+    assert "Growth_Equal" in accounts and len(accounts & set(SUBS)) >= 10
+    assert all(o["acct"] == (o["account"] if o["account"] in (MASTER, *SUBS) else MASTER) for o in every)
+
+    refused = await wire.post("iserver/account", json={"acctId": "No_Such_Group"})
+    assert refused.status_code == 500 and refused.json() == {"error": "Invalid account ID"}
+    await wire.post("iserver/account", json={"acctId": MASTER})
