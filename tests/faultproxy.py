@@ -1,0 +1,136 @@
+"""A fault-injecting HTTP proxy on loopback, in front of one venue (issue #11).
+
+The gateway talks to the proxy as it would to the broker; the proxy forwards to the venue and, for a
+chosen share of requests (seeded, so a run can be repeated), does what real networks and proxies do:
+
+* ``timeout``: holds the request without forwarding it, and never answers (the client times out);
+* ``timeout_after``: forwards the request, then never answers;
+* ``reset_before``: closes the connection without forwarding the request;
+* ``reset_after``: forwards the request (the venue acts on it), then closes the connection unanswered;
+* ``truncated``: forwards, then answers the venue's status with half of its body;
+* ``non_json``: forwards, then answers 200 with an HTML page;
+* ``error_5xx``: forwards, then answers 502 with an HTML page (the venue acted; the caller cannot tell);
+* ``status_5xx``: answers 503 without forwarding;
+* ``rate_limited``: answers 429 with ``Retry-After`` without forwarding.
+
+``only`` restricts the faults to requests whose ``"METHOD /path"`` starts with one of its prefixes;
+``counts`` says how many of each kind were injected. WebSockets are not proxied (point a connection's
+``ws_url`` at the venue itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+__all__ = ["KINDS", "FaultProxy"]
+
+KINDS = ("timeout", "timeout_after", "reset_before", "reset_after", "truncated", "non_json", "error_5xx",
+         "status_5xx", "rate_limited")
+_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "accept-encoding"}
+_HTML = "<html><body><h1>{status}</h1><p>upstream hiccup</p></body></html>"
+
+
+@dataclass
+class FaultProxy:
+    """Forward to ``target`` (a venue's base URL); inject ``rates`` (kind → share of requests)."""
+
+    target: str
+    rates: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    only: Sequence[str] = ()
+    retry_after: float = 1.0
+    hold: float = 120.0
+    counts: Counter[str] = field(default_factory=Counter)
+    forwarded: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.rates) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}")
+        self._rng = random.Random(self.seed)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.url = ""
+        self._origin = self.target.split("://", 1)[0] + "://" + self.target.split("://", 1)[1].split("/", 1)[0]
+        self._prefix = "/" + self.target.split("://", 1)[1].split("/", 1)[1] if "/" in self.target.split("://", 1)[1] else "/"
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), auto_decompress=False)
+        self.url = f"http://127.0.0.1:{port}{self._prefix}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    def _pick(self, method: str, path: str) -> str | None:
+        if self.only and not any(f"{method} {path}".startswith(p) for p in self.only):
+            return None
+        roll = self._rng.random()
+        for kind in KINDS:
+            share = self.rates.get(kind, 0.0)
+            if roll < share:
+                return kind
+            roll -= share
+        return None
+
+    async def _forward(self, request: web.Request, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        url = self._origin + request.rel_url.path_qs
+        async with self._session.request(request.method, url, headers=headers, data=body or None,
+                                         allow_redirects=False) as resp:
+            payload = await resp.read()
+            self.forwarded += 1
+            return resp.status, {k: v for k, v in resp.headers.items() if k.lower() not in _HOP}, payload
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        kind = self._pick(request.method, request.path)
+        if kind is not None:
+            self.counts[kind] += 1
+        if kind == "timeout":
+            await asyncio.sleep(self.hold)
+        if kind == "reset_before":
+            return self._reset(request)
+        if kind == "status_5xx":
+            return web.Response(status=503, text=_HTML.format(status="503 Service Unavailable"), content_type="text/html")
+        if kind == "rate_limited":
+            return web.Response(status=429, text=_HTML.format(status="429 Too Many Requests"), content_type="text/html",
+                                headers={"Retry-After": f"{self.retry_after:g}"})
+        status, headers, payload = await self._forward(request, body)
+        if kind == "timeout_after":
+            await asyncio.sleep(self.hold)
+        if kind == "reset_after":
+            return self._reset(request)
+        if kind == "truncated":
+            return web.Response(status=status, body=payload[: max(len(payload) // 2, 1)],
+                                content_type="application/json")
+        if kind == "non_json":
+            return web.Response(status=200, text=_HTML.format(status="Welcome"), content_type="text/html")
+        if kind == "error_5xx":
+            return web.Response(status=502, text=_HTML.format(status="502 Bad Gateway"), content_type="text/html")
+        return web.Response(status=status, body=payload, headers=headers)
+
+    @staticmethod
+    def _reset(request: web.Request) -> web.StreamResponse:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()  # RST: the client reads a reset connection, no answer
+        raise asyncio.CancelledError  # nothing more to send on this connection
