@@ -57,6 +57,8 @@ class ConnectionConfig(BaseModel):
     rate_burst: int | None = Field(None, ge=1)
     verify_tls: bool = True
     max_age: dict[Literal["orders", "positions", "balances"], float] = Field(default_factory=dict)
+    breaker_threshold: int = Field(5, ge=1, le=1000)   # failures in a row that open the circuit
+    breaker_reset: float = Field(30.0, gt=0)          # seconds the circuit stays open before a probe
     options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("max_age")

@@ -24,12 +24,15 @@ SERVING = frozenset({ConnectionStatus.UP, ConnectionStatus.DEGRADED})
 def connection_states(registry: Registry) -> dict[str, dict[str, Any]]:
     """Connection name → its record: ``{"broker": "lemon", "status": "up", "ready": true}``.
 
-    A plain dict per connection so that more can be added (a circuit breaker's state, the last error).
+    ``circuit`` is the connection's circuit breaker (``closed``, ``half-open``, ``open``); a connection
+    whose circuit is open is not ready (its requests are refused at once).
     """
     states: dict[str, dict[str, Any]] = {}
     for name, adapter in sorted(registry.adapters.items()):
         status: ConnectionStatus = adapter.status
-        states[name] = {"broker": adapter.config.broker, "status": status.value, "ready": status in SERVING}
+        circuit = adapter.scheduler.breaker.state
+        states[name] = {"broker": adapter.config.broker, "status": status.value, "circuit": circuit,
+                        "ready": status in SERVING and circuit != "open"}
     return states
 
 

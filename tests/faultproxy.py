@@ -11,10 +11,13 @@ chosen share of requests (seeded, so a run can be repeated), does what real netw
 * ``non_json``: forwards, then answers 200 with an HTML page;
 * ``error_5xx``: forwards, then answers 502 with an HTML page (the venue acted; the caller cannot tell);
 * ``status_5xx``: answers 503 without forwarding;
-* ``rate_limited``: answers 429 with ``Retry-After`` without forwarding.
+* ``rate_limited``: answers 429 with ``Retry-After`` without forwarding;
+* ``wrong_shape``: forwards, then answers 200 with JSON of a shape no broker sends (``[{"x": null}]``);
+* ``slow``: waits ``delay`` seconds, then forwards and answers as the venue did.
 
 ``only`` restricts the faults to requests whose ``"METHOD /path"`` starts with one of its prefixes;
-``counts`` says how many of each kind were injected. WebSockets are not proxied (point a connection's
+``limit`` caps how many faults are injected in all; ``counts`` says how many of each kind were, and
+``seen`` lists the ``"METHOD /path"`` of every request in arrival order. WebSockets are not proxied (point a connection's
 ``ws_url`` at the venue itself).
 """
 
@@ -32,7 +35,7 @@ from aiohttp import web
 __all__ = ["KINDS", "FaultProxy"]
 
 KINDS = ("timeout", "timeout_after", "reset_before", "reset_after", "truncated", "non_json", "error_5xx",
-         "status_5xx", "rate_limited")
+         "status_5xx", "rate_limited", "wrong_shape", "slow")
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "accept-encoding"}
 _HTML = "<html><body><h1>{status}</h1><p>upstream hiccup</p></body></html>"
 
@@ -47,7 +50,10 @@ class FaultProxy:
     only: Sequence[str] = ()
     retry_after: float = 1.0
     hold: float = 120.0
+    delay: float = 1.0
+    limit: int | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    seen: list[str] = field(default_factory=list)
     forwarded: int = 0
 
     def __post_init__(self) -> None:
@@ -64,7 +70,7 @@ class FaultProxy:
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -81,6 +87,8 @@ class FaultProxy:
 
     def _pick(self, method: str, path: str) -> str | None:
         if self.only and not any(f"{method} {path}".startswith(p) for p in self.only):
+            return None
+        if self.limit is not None and sum(self.counts.values()) >= self.limit:
             return None
         roll = self._rng.random()
         for kind in KINDS:
@@ -102,11 +110,14 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        self.seen.append(f"{request.method} {request.path}")
         kind = self._pick(request.method, request.path)
         if kind is not None:
             self.counts[kind] += 1
         if kind == "timeout":
             await asyncio.sleep(self.hold)
+        if kind == "slow":
+            await asyncio.sleep(self.delay)
         if kind == "reset_before":
             return self._reset(request)
         if kind == "status_5xx":
@@ -124,6 +135,8 @@ class FaultProxy:
                                 content_type="application/json")
         if kind == "non_json":
             return web.Response(status=200, text=_HTML.format(status="Welcome"), content_type="text/html")
+        if kind == "wrong_shape":
+            return web.json_response([{"x": None}])
         if kind == "error_5xx":
             return web.Response(status=502, text=_HTML.format(status="502 Bad Gateway"), content_type="text/html")
         return web.Response(status=status, body=payload, headers=headers)

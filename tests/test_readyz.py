@@ -42,8 +42,8 @@ async def test_readyz_reports_every_connection_and_healthz_stays_separate(gatewa
     body = response.json()
     assert body["status"] == "ready"
     assert body["connections"] == {
-        "lemon": {"broker": "lemon", "status": "up", "ready": True},
-        "lemon-large": {"broker": "lemon", "status": "up", "ready": True},
+        "lemon": {"broker": "lemon", "status": "up", "circuit": "closed", "ready": True},
+        "lemon-large": {"broker": "lemon", "status": "up", "circuit": "closed", "ready": True},
     }
     health = (await _get(gateway.url.replace("/graphql", "/healthz"))).json()
     assert health["status"] == "ok" and "subscriptions" in health

@@ -24,6 +24,7 @@ from ..domain.keys import AccountKey, AllocationGroupKey, ConfirmationKey, Order
 from ..domain.models import Account, AllocationGroup, Order, Position
 from ..domain.requests import OrderFilter, OrderRequest, OrderUpdate, PositionFilter
 from . import budget
+from .breaker import ConnectionBreaker
 from .pacing import MemoryWindows, PacingRules, RedisWindows
 from .runtime import Runtime, session_name
 from .scheduler import SessionScheduler
@@ -111,7 +112,10 @@ class BaseAdapter:
         rules = self.pacing_rules()
         windows = (RedisWindows(rules, self.runtime.redis, self.session_name) if self.runtime.redis is not None
                    else MemoryWindows(rules))
-        self.scheduler = SessionScheduler(self.connection, rules, windows, metrics=self.runtime.metrics)
+        breaker = ConnectionBreaker(self.connection, config.breaker_threshold, config.breaker_reset,
+                                    metrics=self.runtime.metrics)
+        self.scheduler = SessionScheduler(self.connection, rules, windows, metrics=self.runtime.metrics,
+                                          breaker=breaker)
         self.snapshots = SnapshotStore(self.connection, metrics=self.runtime.metrics)
 
     def pacing_rules(self) -> PacingRules:

@@ -12,6 +12,10 @@ without every adapter method passing them on:
 * :data:`max_age`: how old a snapshot (:mod:`.snapshots`) the current reads accept, in seconds;
   ``None`` = the connection's default for the resource. ``fresh()`` asks for a new read (a look-up
   that reconciles an order write must not trust an older snapshot).
+* :data:`spent`: per operation, each connection's :class:`Spending` of its ``timeout``: the time its
+  requests were on the network (or waiting to retry), however many reads the operation makes of it.
+  Waiting for a permit does not spend it (the deadline bounds that), so a paced broker can take its
+  time within the operation's deadline while a slow one ends within its ``timeout``.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from enum import IntEnum
 
-__all__ = ["Priority", "accepting", "caller", "deadline", "fresh", "max_age", "priority", "remaining", "within",
-           "writing"]
+__all__ = ["Priority", "Spending", "accepting", "caller", "deadline", "fresh", "max_age", "priority", "remaining",
+           "spending", "spent", "within", "writing"]
 
 
 class Priority(IntEnum):
@@ -38,6 +42,48 @@ deadline: ContextVar[float | None] = ContextVar("gateway_deadline", default=None
 priority: ContextVar[Priority] = ContextVar("gateway_priority", default=Priority.READ)
 caller: ContextVar[str] = ContextVar("gateway_caller", default="")
 max_age: ContextVar[float | None] = ContextVar("gateway_max_age", default=None)
+
+
+class Spending:
+    """How much of ``limit`` seconds one connection has spent in one operation: the union of the
+    times any of its requests was in flight or waited to retry."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.used = 0.0
+        self.active = 0
+        self.since = 0.0
+
+    def left(self) -> float:
+        now = _now()
+        return self.limit - self.used - (now - self.since if self.active else 0.0)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """The block spends time (a request in flight, a wait before a retry)."""
+        if not self.active:
+            self.since = _now()
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+            if not self.active:
+                self.used += _now() - self.since
+
+
+spent: ContextVar[dict[str, Spending] | None] = ContextVar("gateway_spent", default=None)
+
+
+def spending(connection: str, limit: float) -> Spending | None:
+    """The current operation's :class:`Spending` of ``connection`` (``None`` outside an operation)."""
+    table = spent.get()
+    if table is None:
+        return None
+    found = table.get(connection)
+    if found is None:
+        found = table[connection] = Spending(limit)
+    return found
 
 
 def _now() -> float:

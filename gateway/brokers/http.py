@@ -17,6 +17,7 @@ sent), and whatever the adapter's ``map_error`` makes of a broker error body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
@@ -38,6 +39,7 @@ from ..domain.errors import (
     BadResponse,
     BrokerBusy,
     BrokerNotAvailable,
+    CircuitOpen,
     GatewayError,
     RateLimitExceeded,
     RequestTimeout,
@@ -184,36 +186,46 @@ class HttpClient:
         rel = url[len(self.base_url):] if url.startswith(self.base_url) else self._path(url)
         return rel.split("?", 1)[0].strip("/")
 
+    def _left(self, spend: budget.Spending | None, first: list[float]) -> float | None:
+        """Seconds this request may still take: the operation's deadline, and the connection's
+        ``timeout`` as spent in this operation (or, outside one, since this read's first send)."""
+        op = budget.remaining()
+        if spend is not None:
+            own: float | None = spend.left()
+        elif first:
+            own = first[0] + self.config.timeout - asyncio.get_running_loop().time()
+        else:
+            own = None
+        return own if op is None else op if own is None else min(own, op)
+
     async def read(self, method: str, path: str, *, params: Any = None, json_body: Any = None,
                    headers: Mapping[str, str] | None = None) -> HttpResponse:
         """A call that changes nothing upstream: retried per the connection's retry policy within
-        ``timeout`` seconds of its first attempt (and the caller's deadline)."""
-        loop = asyncio.get_running_loop()
-        first: list[float] = []  # when the first attempt was sent
+        the connection's ``timeout`` (its time on the network in this operation, retry waits
+        included) and the operation's deadline."""
+        spend = budget.spending(self.connection, self.config.timeout)
+        first: list[float] = []  # when the first attempt was sent (outside an operation)
 
-        def left() -> float | None:
-            own = first[0] + self.config.timeout - loop.time() if first else None
-            op = budget.remaining()
-            return own if op is None else op if own is None else min(own, op)
+        async def sleep(seconds: float) -> None:
+            with spend.running() if spend is not None else contextlib.nullcontext():
+                await asyncio.sleep(seconds)
 
         wait = _WaitRetryAfter(self.config.retry_max_wait)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_RetryableRead),
-            stop=stop_after_attempt(self.config.read_retries + 1) | _StopAtDeadline(wait, left),
+            stop=stop_after_attempt(self.config.read_retries + 1) | _StopAtDeadline(wait, lambda: self._left(spend, first)),
             wait=wait,
+            sleep=sleep,
             reraise=True,
         )
-
-        def sent() -> None:
-            if not first:
-                first.append(loop.time())
-
         try:
             async for attempt in retrying:
-                with attempt, budget.within(first[0] + self.config.timeout - loop.time() if first else None):
+                with attempt:
                     try:
                         return await self._once(method, path, params=params, json_body=json_body, headers=headers,
-                                                sent=sent)
+                                                spend=spend, first=first)
+                    except CircuitOpen:
+                        raise  # refused at once: nothing to retry until the circuit lets a probe through
                     except (RequestTimeout, BrokerNotAvailable) as exc:
                         raise _RetryableRead(exc) from exc
         except _RetryableRead as wrapped:
@@ -224,20 +236,32 @@ class HttpClient:
                     headers: Mapping[str, str] | None = None) -> HttpResponse:
         """A call that may change state upstream (an order write): sent exactly once.
 
-        A ``RequestTimeout`` or ``BrokerNotAvailable`` from here means the outcome is unknown: the
-        caller reconciles (look the order up by its client order id), it never resends blindly. A
-        ``BrokerBusy`` means it was not sent.
+        A ``RequestTimeout`` or ``BrokerNotAvailable`` from here means the outcome is unknown (unless
+        its ``sent`` is false): the caller reconciles (look the order up by its client order id), it
+        never resends blindly. A ``BrokerBusy`` or ``CircuitOpen`` means it was not sent. The write has
+        its own ``timeout`` (within the operation's deadline) and does not spend the connection's
+        time for the operation, so the look-up that reconciles a lost answer still has it.
         """
-        return await self._once(method, path, params=params, json_body=json_body, headers=headers)
+        return await self._once(method, path, params=params, json_body=json_body, headers=headers,
+                                spend=None, first=[])
 
     async def _once(self, method: str, path: str, *, params: Any, json_body: Any,
-                    headers: Mapping[str, str] | None, sent: Callable[[], None] | None = None) -> HttpResponse:
+                    headers: Mapping[str, str] | None, spend: budget.Spending | None,
+                    first: list[float]) -> HttpResponse:
         url = self.url(path)
+        breaker = self.scheduler.breaker
+        breaker.check()  # an open circuit refuses at once, before any wait for pacing
         async with self.scheduler.call(method, self._relative(url)):
-            left = budget.remaining()
+            left = self._left(spend, first)
             if left is not None and left <= 0:
-                raise BrokerBusy(f"{method} {self._path(url)}: no time left before the deadline; nothing was sent",
-                                 connection=self.connection, retry_after=1.0)
+                op = budget.remaining()
+                if op is not None and op <= 0:
+                    raise BrokerBusy(f"{method} {self._path(url)}: the operation's deadline passed while it waited; "
+                                     "nothing was sent", connection=self.connection, retry_after=1.0)
+                spent = RequestTimeout(f"{method} {self._path(url)}: the connection's time for this operation is "
+                                       "spent; nothing was sent", connection=self.connection)
+                spent.sent = False
+                raise spent
             hdrs = dict(self.headers)
             if self.auth_headers is not None:
                 hdrs.update(self.auth_headers())
@@ -245,20 +269,34 @@ class HttpClient:
                 hdrs.update(headers)
             total = self.config.timeout if left is None else min(self.config.timeout, left)
             timeout = aiohttp.ClientTimeout(total=total, connect=min(self.config.connect_timeout, total))
-            self.calls += 1
-            if sent is not None:
-                sent()
-            try:
-                async with self.session.request(method, url, params=params, json=json_body, headers=hdrs,
-                                                timeout=timeout) as resp:
-                    text = await resp.text()
-                    response = HttpResponse(resp.status, resp.headers, self._decode(text, resp.status, url), url)
-            except TimeoutError as exc:
-                raise RequestTimeout(f"{method} {self._path(url)} timed out after {total:g}s",
-                                     connection=self.connection) from exc
-            except aiohttp.ClientError as exc:
-                raise BrokerNotAvailable(f"{method} {self._path(url)} failed: {type(exc).__name__}",
-                                         connection=self.connection) from exc
+            # what happens on the network moves the connection's circuit and spends its time
+            async with breaker.request():
+                with spend.running() if spend is not None else contextlib.nullcontext():
+                    self.calls += 1
+                    if not first:
+                        first.append(asyncio.get_running_loop().time())
+                    try:
+                        async with self.session.request(method, url, params=params, json=json_body, headers=hdrs,
+                                                        timeout=timeout) as resp:
+                            text = await resp.text()
+                            response = HttpResponse(resp.status, resp.headers, self._decode(text, resp.status, url),
+                                                    url)
+                    except TimeoutError as exc:
+                        raise RequestTimeout(f"{method} {self._path(url)} timed out after {total:g}s",
+                                             connection=self.connection) from exc
+                    except aiohttp.ClientConnectorError as exc:  # no connection: the request never left
+                        refused = BrokerNotAvailable(f"{method} {self._path(url)} failed: {type(exc).__name__}",
+                                                     connection=self.connection)
+                        refused.sent = False
+                        raise refused from exc
+                    except aiohttp.ClientError as exc:
+                        raise BrokerNotAvailable(f"{method} {self._path(url)} failed: {type(exc).__name__}",
+                                                 connection=self.connection) from exc
+                self._raise_for(method, url, response)
+        return response
+
+    def _raise_for(self, method: str, url: str, response: HttpResponse) -> None:
+        """The broker's error for ``response`` (the adapter's ``map_error``), a 5xx or a 429."""
         error = self.map_error(response)
         if error is not None:
             error.with_connection(self.connection)
@@ -271,7 +309,6 @@ class HttpClient:
         if response.status == 429:
             raise RateLimitExceeded(f"{method} {self._path(url)} rate limited", connection=self.connection,
                                     retry_after=retry_after_seconds(response.headers))
-        return response
 
     def _decode(self, text: str, status: int, url: str) -> Any:
         if not text.strip():
@@ -279,7 +316,7 @@ class HttpClient:
         try:
             return json.loads(text, parse_float=Decimal)
         except ValueError:
-            if status >= 500:
+            if status >= 500 or status == 429:
                 return None  # an HTML error page from a proxy: the status tells what happened
             raise BadResponse(f"non-JSON answer from {self._path(url)} (HTTP {status})",
                               connection=self.connection) from None

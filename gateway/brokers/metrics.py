@@ -33,6 +33,8 @@ class SessionMetrics:
                                        ["connection", "resource"], registry=r)
         self.singleflight_joins = Counter("gateway_singleflight_joins", "Reads that joined an identical read "
                                           "already on its way.", ["connection", "resource"], registry=r)
+        self.circuit_state = Gauge("gateway_circuit_state", "The connection's circuit: 0 closed, 1 half-open "
+                                   "(a probe may go), 2 open (requests refused at once).", ["connection"], registry=r)
         self.upstream_requests = Counter("gateway_upstream_requests", "HTTP requests sent to the broker.",
                                          ["connection"], registry=r)
 

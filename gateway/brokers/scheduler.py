@@ -31,6 +31,7 @@ from typing import Any
 
 from ..domain.errors import BrokerBusy
 from . import budget
+from .breaker import ConnectionBreaker
 from .metrics import NULL, SessionMetrics
 from .pacing import GLOBAL, MemoryWindows, PacingRules, Ticket
 
@@ -100,14 +101,16 @@ class SessionScheduler:
             :class:`~.pacing.RedisWindows` to share them between replicas).
         metrics: the app's :class:`~.metrics.SessionMetrics`.
         max_wait: the bound of a wait without a deadline (background work), seconds.
+        breaker: the connection's circuit (:mod:`.breaker`), which :class:`~.http.HttpClient` consults.
     """
 
     def __init__(self, connection: str, rules: PacingRules, windows: Any = None, *,
-                 metrics: SessionMetrics = NULL, max_wait: float = 60.0) -> None:
+                 metrics: SessionMetrics = NULL, max_wait: float = 60.0, breaker: ConnectionBreaker | None = None) -> None:
         self.connection = connection
         self.rules = rules
         self.windows = windows or MemoryWindows(rules)
         self.metrics = metrics
+        self.breaker = breaker or ConnectionBreaker(connection, metrics=metrics)
         self.max_wait = max_wait
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()

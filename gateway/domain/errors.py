@@ -4,6 +4,7 @@
 
     GatewayError
     ├── InvalidInput                 the caller's input is wrong; nothing was sent upstream
+    ├── InternalError                a bug met while serving one connection (logged; masked for the caller)
     ├── IdempotencyConflict          an idempotency key reused with a different input
     ├── BrokerError                  the broker understood the request and refused it: do not retry
     │   ├── InvalidOrder             the order was rejected (prices, quantity, state, instrument)
@@ -14,15 +15,19 @@
     │   └── PermissionDenied         the broker forbids the operation for this user
     └── OperationFailed              the call did not complete: a retry may help
         ├── BrokerNotAvailable       connection refused, reset, 5xx, maintenance
-        │   └── RateLimitExceeded    429; ``retry_after`` seconds when the broker says
+        │   ├── RateLimitExceeded    429; ``retry_after`` seconds when the broker says
+        │   └── CircuitOpen          the connection kept failing: refused at once, nothing sent
         ├── BrokerBusy               the session's queue, pacing or lock could not serve the call
         │                            before the deadline; nothing was sent; ``retry_after`` seconds
         ├── RequestTimeout           no answer within the configured timeout
         ├── BadResponse              an answer the gateway cannot parse
         └── OrderOutcomeUnknown      an order write whose outcome could not be established
 
-Leaves follow ccxt's names. Every error carries the connection name it came from (``connection``)
-and, for broker errors, the broker's own code and message (``broker_code``, ``broker_message``).
+``OperationFailed.sent`` tells whether the request may have reached the broker (``True``: a write's
+outcome must be reconciled) or provably did not (``False``: refused before sending, connection
+refused, circuit open, no permit before the deadline). Leaves follow ccxt's names. Every error
+carries the connection name it came from (``connection``) and, for broker errors, the broker's own
+code and message (``broker_code``, ``broker_message``).
 """
 
 from __future__ import annotations
@@ -33,9 +38,11 @@ __all__ = [
     "BrokerBusy",
     "BrokerError",
     "BrokerNotAvailable",
+    "CircuitOpen",
     "GatewayError",
     "IdempotencyConflict",
     "InsufficientFunds",
+    "InternalError",
     "InvalidInput",
     "InvalidOrder",
     "NotSupported",
@@ -91,6 +98,18 @@ class InvalidInput(GatewayError):
         self.field = field
 
 
+class InternalError(GatewayError):
+    """Something unexpected (a bug, a payload no parser foresaw) while serving one connection's part;
+    the other connections still answer. The message is safe to show; the details are in the log under
+    ``request_id``."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, *, request_id: str | None = None, **kw: str | None) -> None:
+        super().__init__(message, **kw)
+        self.request_id = request_id
+
+
 class IdempotencyConflict(GatewayError):
     """An idempotency key was reused with a different input."""
 
@@ -140,9 +159,11 @@ class PermissionDenied(BrokerError):
 
 
 class OperationFailed(GatewayError):
-    """The call did not complete; the same call may succeed later."""
+    """The call did not complete; the same call may succeed later. ``sent``: whether the request may
+    have reached the broker (see the module docstring)."""
 
     code = "BROKER_UNAVAILABLE"
+    sent = True
 
 
 class BrokerNotAvailable(OperationFailed):
@@ -166,6 +187,18 @@ class BrokerBusy(OperationFailed):
     the caller's deadline and was **not sent**; ``retry_after`` estimates when it could go."""
 
     code = "BROKER_BUSY"
+    sent = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: str | None) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class CircuitOpen(BrokerNotAvailable):
+    """The connection kept failing and its circuit is open: the request was refused at once and
+    **not sent**; ``retry_after`` is when a probe may go."""
+
+    sent = False
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: str | None) -> None:
         super().__init__(message, **kw)

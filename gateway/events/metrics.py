@@ -18,6 +18,9 @@ class GatewayMetrics:
                                      registry=self.registry)
         self.upstream_polls = Counter("gateway_upstream_polls", "REST snapshots of order lists taken by watchers.",
                                       ["connection"], registry=self.registry)
+        self.watcher_restarts = Counter("gateway_watcher_restarts", "Watchers restarted after an unexpected "
+                                        "exception (a lost Redis connection, a bug).", ["connection"],
+                                        registry=self.registry)
         self.events_published = Counter("gateway_events_published", "Order-status events published to the bus.",
                                         registry=self.registry)
 

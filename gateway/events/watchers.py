@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..brokers import budget
 from ..domain.enums import OrderStatus
 from ..domain.errors import GatewayError, NotSupported, OrderNotFound
 from ..domain.keys import AccountKey, OrderKey
@@ -82,6 +83,15 @@ class MemoryState:
     async def forget(self, account: AccountKey, order_id: str) -> None:
         self.statuses.get(_key(account), {}).pop(order_id, None)
 
+    async def revert(self, account: AccountKey, order_id: str, new: str, old: str | None) -> None:
+        """Undo a :meth:`swap` to ``new`` whose event could not be published (if nothing moved since)."""
+        table = self.statuses.get(_key(account), {})
+        if table.get(order_id) == new:
+            if old is None:
+                table.pop(order_id, None)
+            else:
+                table[order_id] = old
+
     async def baseline(self, account: AccountKey, statuses: dict[str, str]) -> bool:
         """Record ``statuses`` without events, keeping what is already known; ``False`` if done before."""
         key = _key(account)
@@ -102,6 +112,12 @@ class MemoryState:
     async def close(self) -> None:
         return None
 
+
+_REVERT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 1
+"""
 
 _SWAP = """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -125,6 +141,7 @@ class RedisState:
         self.ttl_ms = ttl_days * 86_400_000
         self.replica = uuid.uuid4().hex
         self._swap = self.redis.register_script(_SWAP)
+        self._revert = self.redis.register_script(_REVERT)
         self._locks: dict[str, Any] = {}
 
     async def swap(self, account: AccountKey, order_id: str, status: str) -> tuple[bool, str | None]:
@@ -138,6 +155,9 @@ class RedisState:
 
     async def forget(self, account: AccountKey, order_id: str) -> None:
         await self.redis.hdel(self.prefix + "status:" + _key(account), order_id)
+
+    async def revert(self, account: AccountKey, order_id: str, new: str, old: str | None) -> None:
+        await self._revert(keys=[self.prefix + "status:" + _key(account)], args=[order_id, new, old or ""])
 
     async def baseline(self, account: AccountKey, statuses: dict[str, str]) -> bool:
         key = self.prefix + "status:" + _key(account)
@@ -216,7 +236,13 @@ class WatcherManager:
                 continue
             event = OrderEvent(order=order, previous_status=OrderStatus(old) if old else None,
                                status=order.status, at=datetime.now(UTC))
-            event = event.with_id(await self.bus.publish(event))
+            try:
+                event = event.with_id(await self.bus.publish(event))
+            except BaseException:
+                # not published: let the next look see the change again (at least once, never lost)
+                with contextlib.suppress(Exception):
+                    await self.state.revert(account, order.key.broker_order_id, order.status.value, old)
+                raise
             self.metrics.events_published.inc()
             published.append(event)
         return published
@@ -271,22 +297,38 @@ class WatcherManager:
         self.metrics.active_watchers.set(0)
 
     async def _watch(self, account: AccountKey) -> None:
+        """The watcher of ``account``, supervised: a broker error waits a slow interval; any other
+        exception (a Redis connection lost, a bug) is logged, counted
+        (``gateway_watcher_restarts_total``) and the watcher starts again after a back-off (0.5 s,
+        doubling to 30 s, reset by a round that ends without one), so its subscribers keep getting
+        events. Its polls run at background priority."""
+        budget.priority.set(budget.Priority.BACKGROUND)
         adapter = self.registry.get(account.connection)
+        failures = 0
         try:
             while True:
-                if not await self.state.acquire(account):  # another replica polls this account
-                    await asyncio.sleep(self.settings.lease_ttl / 3)
-                    continue
                 try:
-                    await self._stream(adapter, account)
-                except NotSupported:
-                    await self._poll_once(adapter, account, baseline=True)
-                    await self._poll(adapter, account)
+                    if not await self.state.acquire(account):  # another replica polls this account
+                        await asyncio.sleep(self.settings.lease_ttl / 3)
+                        continue
+                    try:
+                        await self._stream(adapter, account)
+                    except NotSupported:
+                        await self._poll_once(adapter, account, baseline=True)
+                        await self._poll(adapter, account)
+                    failures = 0
                 except GatewayError as exc:
                     log.info("watcher %s: %s", account, exc)
                     await asyncio.sleep(self.settings.slow_interval)
+                except Exception:
+                    failures += 1
+                    self.metrics.watcher_restarts.labels(account.connection).inc()
+                    pause = min(0.5 * 2 ** (failures - 1), 30.0)
+                    log.warning("watcher %s failed; restarting in %.1f s", account, pause, exc_info=True)
+                    await asyncio.sleep(pause)
         except asyncio.CancelledError:
-            await self.state.release(account)
+            with contextlib.suppress(Exception):
+                await self.state.release(account)
             raise
 
     async def _poll_once(self, adapter: Any, account: AccountKey, *, baseline: bool = False,

@@ -58,11 +58,13 @@ class Context:
         loop = asyncio.get_running_loop()
         return (_scope.set(OperationScope(Loaders.build(self.registry))),
                 budget.deadline.set(loop.time() + self.operation_timeout),
-                budget.caller.set(self.principal.name))
+                budget.caller.set(self.principal.name),
+                budget.spent.set({}))
 
     @staticmethod
     def end_operation(tokens: tuple[Token[Any], ...]) -> None:
-        scope, deadline, caller = tokens
+        scope, deadline, caller, spent = tokens
+        budget.spent.reset(spent)
         budget.caller.reset(caller)
         budget.deadline.reset(deadline)
         _scope.reset(scope)

@@ -54,10 +54,12 @@ def _extensions(error: e.GatewayError) -> dict[str, Any]:
         ext["connection"] = error.connection
     if isinstance(error, e.InvalidInput) and error.field:
         ext["field"] = error.field
-    if isinstance(error, e.RateLimitExceeded | e.BrokerBusy) and error.retry_after is not None:
+    if isinstance(error, e.RateLimitExceeded | e.BrokerBusy | e.CircuitOpen) and error.retry_after is not None:
         ext["retryAfter"] = math.ceil(error.retry_after)
     if error.broker_code:
         ext["brokerCode"] = error.broker_code
+    if isinstance(error, e.InternalError) and error.request_id:
+        ext["requestId"] = error.request_id
     return ext
 
 
@@ -108,7 +110,7 @@ class ErrorCodes(SchemaExtension):
             code = "QUERY_TOO_COMPLEX" if any(t in err.message for t in _TOO_COMPLEX) else "BAD_USER_INPUT"
             return GraphQLError(err.message, nodes=err.nodes, path=err.path, original_error=original,
                                 extensions={**(err.extensions or {}), "code": code})
-        if isinstance(original, ValueError):  # scalar parsing
+        if isinstance(original, ValueError) and not err.path:  # a scalar's parsing, before execution
             return GraphQLError(err.message, nodes=err.nodes, path=err.path,
                                 extensions={"code": "BAD_USER_INPUT"})
         log.error("unexpected error at %s", err.path, exc_info=original)

@@ -1,6 +1,7 @@
 """Per-operation DataLoaders (aiodataloader), never shared between operations or principals. Each
 batches by connection: one adapter call per connection (or per account where the broker has no batch
-read), whatever number of fields or items the query selects. What outlives the operation is the
+read), whatever number of fields or items the query selects. Every connection has loaders of its own
+(:class:`PerConnection`), so a slow broker's batch never holds up another broker's. What outlives the operation is the
 connections' snapshots (``gateway.brokers.snapshots``): keys carry the ``maxAge`` the field asked for,
 and the adapter is called with it (``budget.accepting``).
 """
@@ -8,6 +9,7 @@ and the adapter is called with it (``budget.accepting``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,26 +18,54 @@ from aiodataloader import DataLoader
 
 from ..brokers import budget
 from ..brokers.base import Page, WindowQuery
-from ..domain.errors import GatewayError, OrderNotFound
+from ..domain.errors import GatewayError, InternalError, OrderNotFound
 from ..domain.keys import AccountKey, AllocationGroupKey, OrderKey
 from ..domain.models import Account, AllocationGroup, Order
 from ..registry import Registry
+from ..request_id import current_request_id
 
-__all__ = ["GroupWindow", "Loaders"]
+__all__ = ["GroupWindow", "Loaders", "internal_error"]
 
-
-def _group(keys: Sequence[Any]) -> dict[str, list[int]]:
-    groups: dict[str, list[int]] = {}
-    for i, key in enumerate(keys):
-        conn = key if isinstance(key, str) else getattr(key, "connection", None) or key.account.connection
-        groups.setdefault(conn, []).append(i)
-    return groups
+log = logging.getLogger(__name__)
 
 
 class _Loader(DataLoader):  # type: ignore[misc]
     def __init__(self, registry: Registry) -> None:
         super().__init__()
         self.registry = registry
+
+
+def _connection_of(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, tuple):
+        return str(key[0].connection)
+    found = getattr(key, "connection", None) or getattr(getattr(key, "account", None), "connection", None)
+    return str(found if found is not None else key.group.connection)
+
+
+def _group(keys: Sequence[Any]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(_connection_of(key), []).append(i)
+    return groups
+
+
+class PerConnection:
+    """One loader of ``kind`` per connection, made on first use: a batch holds only one connection's
+    keys, so it completes when that broker answers, whatever the others do."""
+
+    def __init__(self, kind: type[_Loader], registry: Registry) -> None:
+        self.kind = kind
+        self.registry = registry
+        self._loaders: dict[str, _Loader] = {}
+
+    def load(self, key: Any) -> Any:
+        connection = _connection_of(key)
+        loader = self._loaders.get(connection)
+        if loader is None:
+            loader = self._loaders[connection] = self.kind(self.registry)
+        return loader.load(key)
 
 
 class AccountsByConnectionLoader(_Loader):
@@ -67,8 +97,8 @@ class _PagesLoader(_Loader):
             try:
                 with budget.accepting(max_age):
                     pages = await getattr(adapter, self.method)([keys[i] for i in idx])
-            except GatewayError as exc:
-                pages = [exc.with_connection(conn)] * len(idx)
+            except Exception as exc:  # noqa: BLE001 - one connection's failure spoils nothing else
+                pages = [_settle(exc, conn)] * len(idx)
             for i, page in zip(idx, pages, strict=True):
                 out[i] = page.with_connection(conn) if isinstance(page, GatewayError) else page
 
@@ -133,34 +163,42 @@ class GroupWindow:
 
 
 def _settle(result: Any, connection: str) -> Any:
+    """A loader's result for one key: the value, the connection's ``GatewayError``, or, for an
+    unexpected exception, an ``InternalError`` of that connection alone (logged once, with the
+    traceback and the request id); cancellation goes on up."""
     if isinstance(result, GatewayError):
         return result.with_connection(connection)
+    if isinstance(result, Exception):
+        return internal_error(result, connection)
     if isinstance(result, BaseException):
         raise result
     return result
+
+
+def internal_error(exc: Exception, connection: str) -> InternalError:
+    """``exc`` (unexpected) as the ``InternalError`` of ``connection``, logged once."""
+    rid = current_request_id()
+    log.error("unexpected error serving connection %s (request %s)", connection, rid, exc_info=exc)
+    return InternalError(f"internal error while serving {connection}; the gateway's log has it under request id "
+                         f"{rid}", connection=connection, request_id=rid)
 
 
 @dataclass(slots=True)
 class Loaders:
     """Every loader of one request."""
 
-    accounts_by_connection: AccountsByConnectionLoader
-    allocation_groups_by_connection: AllocationGroupsByConnectionLoader
-    positions_by_account: PositionsByAccountLoader
-    orders_by_account: OrdersByAccountLoader
-    orders_by_group: OrdersByGroupLoader
-    order_by_key: OrderByKeyLoader
+    accounts_by_connection: PerConnection
+    allocation_groups_by_connection: PerConnection
+    positions_by_account: PerConnection
+    orders_by_account: PerConnection
+    orders_by_group: PerConnection
+    order_by_key: PerConnection
 
     @classmethod
     def build(cls, registry: Registry) -> Loaders:
-        return cls(
-            AccountsByConnectionLoader(registry),
-            AllocationGroupsByConnectionLoader(registry),
-            PositionsByAccountLoader(registry),
-            OrdersByAccountLoader(registry),
-            OrdersByGroupLoader(registry),
-            OrderByKeyLoader(registry),
-        )
+        return cls(*(PerConnection(kind, registry) for kind in (
+            AccountsByConnectionLoader, AllocationGroupsByConnectionLoader, PositionsByAccountLoader,
+            OrdersByAccountLoader, OrdersByGroupLoader, OrderByKeyLoader)))
 
     async def account(self, key: AccountKey) -> Account | None:
         """The account for ``key``, from its connection's account list (``None`` if absent)."""

@@ -94,4 +94,5 @@ def to_user_error(exc: e.GatewayError, *, outcome_unknown: bool = True
         retry = math.ceil(exc.retry_after) if exc.retry_after is not None else None
         code = ErrorCodeEnum.RATE_LIMITED if isinstance(exc, e.RateLimitExceeded) else ErrorCodeEnum.BROKER_BUSY
         return BrokerUnavailable(code=code, message=msg, retry_after_seconds=retry)
-    return BrokerUnavailable(code=ErrorCodeEnum.BROKER_UNAVAILABLE, message=msg, retry_after_seconds=None)
+    retry_after = math.ceil(exc.retry_after) if isinstance(exc, e.CircuitOpen) and exc.retry_after else None
+    return BrokerUnavailable(code=ErrorCodeEnum.BROKER_UNAVAILABLE, message=msg, retry_after_seconds=retry_after)

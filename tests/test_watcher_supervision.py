@@ -1,0 +1,83 @@
+"""Issue #11: a watcher that dies on something other than a broker error (here, its Redis connection
+gone) is restarted with back-off, and its subscribers receive the next event it sees (also when the
+event's publication was what failed: the change is seen again, never lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_connections
+from tests.harness import SandboxControl, Subscription, eventually, free_port, running_gateway
+
+
+def _redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed: run the tests with `make test`"
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
+            time.sleep(0.05)
+
+
+async def _metric(url: str, name: str) -> float:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(url.replace("/graphql", "/metrics"))).text
+    match = re.search(rf'{name}\{{connection="lemon"\}} ([0-9.e+]+)', text)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subscribers_get_the_next_event(
+        tmp_path: Path, lemon_url: str, lemon_control: SandboxControl) -> None:
+    port = free_port()
+    redis = _redis(port, tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    events = {**FAST_EVENTS, "backend": "redis", "redis_url": url, "stream_key": f"test:supervision:{port}"}
+    try:
+        async with running_gateway(gateway_config(lemon_connections(lemon_url), events=events)) as gateway:
+            client = gateway.client(MAIN_KEY)
+            account = (await client.data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1})
+                       )["connections"][0]["accounts"][0]["id"]
+            await lemon_control.price("IE00B4L5Y983", "101.73")
+            async with Subscription(gateway.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as sub:
+                await asyncio.sleep(0.5)  # the watcher takes its baseline
+                placed = (await client.data("PlaceOrder", {"input": {
+                    "accountId": account, "instrument": {"isin": "IE00B4L5Y983"}, "side": "BUY", "type": "LIMIT",
+                    "quantity": "1", "limitPrice": "95.00", "timeInForce": "GTC"}}))["placeOrder"]
+                order = placed["order"]["id"]
+                await sub.until(lambda e: e["order"]["id"] == order and e["status"] == "SUBMITTED")
+
+                redis.terminate()  # the watcher's next Redis call fails
+                redis.wait(10)
+
+                async def restarted() -> bool:
+                    return await _metric(gateway.url, "gateway_watcher_restarts_total") >= 1
+
+                await eventually(restarted, timeout=15)
+                redis = _redis(port, tmp_path)  # back, empty: the watcher takes a new baseline
+                polls = await _metric(gateway.url, "gateway_upstream_polls_total")
+
+                async def polling() -> bool:
+                    return await _metric(gateway.url, "gateway_upstream_polls_total") >= polls + 2
+
+                await eventually(polling, timeout=20)
+                await lemon_control.price("IE00B4L5Y983", "94.00")  # the order fills: only a poll can see it
+                filled = await sub.until(lambda e: e["order"]["id"] == order and e["status"] == "FILLED", timeout=20)
+                assert filled[-1]["status"] == "FILLED"
+    finally:
+        redis.terminate()
+        redis.wait(10)
+        await lemon_control.price("IE00B4L5Y983", "101.73")
