@@ -4,6 +4,7 @@ lifespan that opens and closes the upstream sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from .auth import Principal, authenticate, bearer_token
 from .brokers.metrics import SessionMetrics
 from .brokers.runtime import Runtime
 from .config import GatewayConfig
+from .disconnect import CancelOnDisconnect
 from .events import Events
 from .events.metrics import GatewayMetrics
 from .graphiql import ASSET_PREFIX, explorer_page, explorer_tabs, static_files, wants_explorer_page
@@ -66,6 +68,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         self.registry = registry
         self.idempotency = idempotency
         self.events = events
+        self.key_slots: dict[str, asyncio.Semaphore] = {}  # each API key's share of upstream requests
 
     async def render_graphql_ide(self, request: Request) -> Response:  # type: ignore[override]
         """The gateway's own explorer page (vendored assets, tabs from ``queries/``)."""
@@ -84,7 +87,11 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
     def context_for(self, principal: Principal, request: Any) -> Context:
         return Context(principal=principal, registry=self.registry, idempotency=self.idempotency, events=self.events,
                        max_page_size=self.config.limits.max_page_size,
-                       operation_timeout=self.config.limits.operation_timeout, request=request)
+                       operation_timeout=self.config.limits.operation_timeout,
+                       upstream_per_operation=self.config.limits.max_upstream_per_operation,
+                       key_slots=self.key_slots.setdefault(
+                           principal.name, asyncio.Semaphore(self.config.limits.max_upstream_per_key)),
+                       request=request)
 
     async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
         params = getattr(context, "connection_params", None) or {}
@@ -189,6 +196,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
     app.state.events = events
     app.state.persisted = graphql_app.persisted
     app.state.telemetry = telemetry
+    app.add_middleware(CancelOnDisconnect)  # work for a client that has gone stops
     app.add_middleware(AuthMiddleware, config=config)
     app.add_middleware(RequestIdMiddleware)  # every answer carries X-Request-Id
     telemetry.instrument(app)  # outermost: the server span covers everything

@@ -116,6 +116,8 @@ class LimitsConfig(BaseModel):
     max_page_size: int = 100
     max_subscriptions_per_connection: int = 20
     operation_timeout: float = Field(30.0, gt=0, le=600)
+    max_upstream_per_operation: int = Field(16, ge=1, le=10_000)  # requests one operation may have out at once
+    max_upstream_per_key: int = Field(64, ge=1, le=100_000)       # ... one API key, over all its operations
 
 
 class EventsConfig(BaseModel):

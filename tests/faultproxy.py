@@ -16,8 +16,9 @@ chosen share of requests (seeded, so a run can be repeated), does what real netw
 * ``slow``: waits ``delay`` seconds, then forwards and answers as the venue did.
 
 ``only`` restricts the faults to requests whose ``"METHOD /path"`` starts with one of its prefixes;
-``limit`` caps how many faults are injected in all; ``counts`` says how many of each kind were, and
-``seen`` lists the ``"METHOD /path"`` of every request in arrival order. WebSockets are not proxied (point a connection's
+``limit`` caps how many faults are injected in all; ``counts`` says how many of each kind were,
+``seen`` lists the ``"METHOD /path"`` of every request in arrival order, and ``most_at_once`` is the
+largest number of requests the proxy held at one time. WebSockets are not proxied (point a connection's
 ``ws_url`` at the venue itself).
 """
 
@@ -55,6 +56,8 @@ class FaultProxy:
     counts: Counter[str] = field(default_factory=Counter)
     seen: list[str] = field(default_factory=list)
     forwarded: int = 0
+    at_once: int = 0
+    most_at_once: int = 0
 
     def __post_init__(self) -> None:
         unknown = set(self.rates) - set(KINDS)
@@ -109,6 +112,14 @@ class FaultProxy:
             return resp.status, {k: v for k, v in resp.headers.items() if k.lower() not in _HOP}, payload
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            return await self._serve(request)
+        finally:
+            self.at_once -= 1
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.seen.append(f"{request.method} {request.path}")
         kind = self._pick(request.method, request.path)

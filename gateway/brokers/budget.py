@@ -12,6 +12,12 @@ without every adapter method passing them on:
 * :data:`max_age`: how old a snapshot (:mod:`.snapshots`) the current reads accept, in seconds;
   ``None`` = the connection's default for the resource. ``fresh()`` asks for a new read (a look-up
   that reconciles an order write must not trust an older snapshot).
+* :data:`slots`: the semaphores an upstream request holds while it waits and runs: one per operation
+  and one per API key (``[limits] max_upstream_per_operation``, ``max_upstream_per_key``), so that no
+  operation and no key can have more than that many requests out at once (``upstream_slot()``).
+* :data:`tasks`: the tasks an operation started for its upstream work (its DataLoader batches run in
+  tasks of their own); when the operation ends, by answering or because its client went away, those
+  still running are cancelled (``end_tasks``), so nothing keeps working for nobody.
 * :data:`spent`: per operation, each connection's :class:`Spending` of its ``timeout``: the time its
   requests were on the network (or waiting to retry), however many reads the operation makes of it.
   Waiting for a permit does not spend it (the deadline bounds that), so a paced broker can take its
@@ -22,12 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from enum import IntEnum
+from typing import Any
 
-__all__ = ["Priority", "Spending", "accepting", "caller", "deadline", "fresh", "max_age", "priority", "remaining",
-           "spending", "spent", "within", "writing"]
+__all__ = ["Priority", "Spending", "accepting", "adopt_current_task", "caller", "deadline", "end_tasks", "fresh",
+           "max_age", "priority", "remaining", "slots", "spending", "spent", "tasks", "upstream_slot", "within",
+           "writing"]
 
 
 class Priority(IntEnum):
@@ -73,6 +81,46 @@ class Spending:
 
 
 spent: ContextVar[dict[str, Spending] | None] = ContextVar("gateway_spent", default=None)
+slots: ContextVar[tuple[asyncio.Semaphore, ...]] = ContextVar("gateway_slots", default=())
+tasks: ContextVar[set[asyncio.Task[Any]] | None] = ContextVar("gateway_tasks", default=None)
+
+
+def adopt_current_task() -> None:
+    """Count the current task as the operation's upstream work (see :data:`tasks`)."""
+    table = tasks.get()
+    task = asyncio.current_task()
+    if table is not None and task is not None:
+        table.add(task)
+        task.add_done_callback(table.discard)
+
+
+def end_tasks(table: set[asyncio.Task[Any]] | None) -> None:
+    """Cancel the operation's upstream work that is still running."""
+    for task in list(table or ()):
+        if not task.done():
+            task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def upstream_slot() -> AsyncIterator[None]:
+    """Hold one of each of :data:`slots` for the block; ``BrokerBusy`` when they cannot all be had
+    before the deadline (nothing was sent)."""
+    held: list[asyncio.Semaphore] = []
+    try:
+        for semaphore in slots.get():
+            left = remaining(60.0)
+            try:
+                await asyncio.wait_for(semaphore.acquire(), timeout=max(left if left is not None else 0.0, 0.0))
+            except TimeoutError:
+                from ..domain.errors import BrokerBusy
+
+                raise BrokerBusy("too many of this operation's or this API key's requests are out; nothing was "
+                                 "sent", retry_after=1.0) from None
+            held.append(semaphore)
+        yield
+    finally:
+        for semaphore in reversed(held):
+            semaphore.release()
 
 
 def spending(connection: str, limit: float) -> Spending | None:

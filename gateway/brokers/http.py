@@ -251,7 +251,7 @@ class HttpClient:
         url = self.url(path)
         breaker = self.scheduler.breaker
         breaker.check()  # an open circuit refuses at once, before any wait for pacing
-        async with self.scheduler.call(method, self._relative(url)):
+        async with budget.upstream_slot(), self.scheduler.call(method, self._relative(url)):
             left = self._left(spend, first)
             if left is not None and left <= 0:
                 op = budget.remaining()

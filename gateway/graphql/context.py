@@ -48,6 +48,8 @@ class Context:
     events: Events
     max_page_size: int = 100
     operation_timeout: float = 30.0
+    upstream_per_operation: int = 16
+    key_slots: asyncio.Semaphore | None = None  # the API key's share of upstream requests (one per key)
     request: Any = None
     connection_params: dict[str, Any] | None = None  # the WebSocket connection_init payload
 
@@ -59,11 +61,17 @@ class Context:
         return (_scope.set(OperationScope(Loaders.build(self.registry))),
                 budget.deadline.set(loop.time() + self.operation_timeout),
                 budget.caller.set(self.principal.name),
-                budget.spent.set({}))
+                budget.spent.set({}),
+                budget.slots.set((asyncio.Semaphore(self.upstream_per_operation),
+                                  *((self.key_slots,) if self.key_slots is not None else ()))),
+                budget.tasks.set(set()))
 
     @staticmethod
     def end_operation(tokens: tuple[Token[Any], ...]) -> None:
-        scope, deadline, caller, spent = tokens
+        scope, deadline, caller, spent, slots, tasks = tokens
+        budget.end_tasks(budget.tasks.get())  # whatever still works for this operation stops with it
+        budget.tasks.reset(tasks)
+        budget.slots.reset(slots)
         budget.spent.reset(spent)
         budget.caller.reset(caller)
         budget.deadline.reset(deadline)

@@ -30,9 +30,18 @@ log = logging.getLogger(__name__)
 
 
 class _Loader(DataLoader):  # type: ignore[misc]
+    """A DataLoader whose batches count as their operation's work (cancelled when it ends)."""
+
     def __init__(self, registry: Registry) -> None:
         super().__init__()
         self.registry = registry
+        batch = self.batch_load_fn
+
+        async def adopted(keys: Sequence[Any]) -> Any:
+            budget.adopt_current_task()
+            return await batch(keys)
+
+        self.batch_load_fn = adopted
 
 
 def _connection_of(key: Any) -> str:
