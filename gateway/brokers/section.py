@@ -22,7 +22,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain.errors import BrokerBusy
+from redis.exceptions import RedisError
+
+from ..domain.errors import BrokerBusy, BrokerNotAvailable
 from . import budget
 from .metrics import NULL, SessionMetrics
 
@@ -197,13 +199,17 @@ class SessionSection:
             held = Held(self, self.value)
             renewer: asyncio.Task[None] | None = None
             if self.lease is not None:
-                token = await self.lease.acquire(budget.remaining(self.max_wait) or 0.0)
-                if token is None:
-                    self._busy(began)
-                assert token is not None
-                held.token = token
-                held.valid_until = time.monotonic() + self.lease.ttl * 0.8
-                held.value = self.value = await self.lease.read_value() or None
+                try:
+                    token = await self.lease.acquire(budget.remaining(self.max_wait) or 0.0)
+                    if token is None:
+                        self._busy(began)
+                    assert token is not None
+                    held.token = token
+                    held.valid_until = time.monotonic() + self.lease.ttl * 0.8
+                    held.value = self.value = await self.lease.read_value() or None
+                except (OSError, RedisError) as exc:  # the replicas' coordination is down: do not guess
+                    raise BrokerNotAvailable(f"the {self.connection} session's lease cannot be taken: Redis is "
+                                             "unreachable; nothing was sent", connection=self.connection) from exc
                 renewer = loop.create_task(self._renew(held))
             self.metrics.lock_wait.labels(self.connection, prio).observe(loop.time() - began)
             entered = loop.time()
