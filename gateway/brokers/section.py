@@ -208,8 +208,10 @@ class SessionSection:
                     held.valid_until = time.monotonic() + self.lease.ttl * 0.8
                     held.value = self.value = await self.lease.read_value() or None
                 except (OSError, RedisError) as exc:  # the replicas' coordination is down: do not guess
-                    raise BrokerNotAvailable(f"the {self.connection} session's lease cannot be taken: Redis is "
-                                             "unreachable; nothing was sent", connection=self.connection) from exc
+                    down = BrokerNotAvailable(f"the {self.connection} session's lease cannot be taken: Redis is "
+                                              "unreachable; nothing was sent", connection=self.connection)
+                    down.sent = False
+                    raise down from exc
                 renewer = loop.create_task(self._renew(held))
             self.metrics.lock_wait.labels(self.connection, prio).observe(loop.time() - began)
             entered = loop.time()
