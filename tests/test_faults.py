@@ -255,3 +255,36 @@ async def test_the_circuit_lets_one_probe_through_and_closes_when_the_broker_is_
         await client.close()
         await scheduler.close()
         await proxy.stop()
+
+
+async def test_an_ibkr_read_retries_outside_the_critical_section_so_a_write_is_not_held_up() -> None:
+    """A live-orders read that meets a 503 waits for its retry (backoff, and the next permit of the
+    endpoint paced 1 per second here) with the session's critical section free: an order placed
+    meanwhile goes at once."""
+    runner = SandboxRunner(["ibkr"], config=EngineConfig.fast(),
+                           venue_options={"ibkr": {"pacing": {"slow_window": 1.0, "global_window": 1.0}}})
+    await runner.start()
+    proxy = FaultProxy(runner.base_urls["ibkr"], {"status_5xx": 1.0}, limit=1,
+                       only=("GET /v1/api/iserver/account/orders",))
+    proxy.rates = {}  # armed below, once the session is warm
+    await proxy.start()
+    try:
+        async with running_gateway(_config(ibkr=_connection(runner, "ibkr", proxy.url, timeout=5.0))) as gateway:
+            client = gateway.client()
+            account = encode(AccountKey("ibkr", SUBS[2]))
+            await client.data("AccountOrders", {"id": account, "maxAge": 0})  # pre-flight, first snapshot
+            await asyncio.sleep(1.2)
+            proxy.rates = {"status_5xx": 1.0}
+            reading = asyncio.ensure_future(_timed(client, "AccountOrders", {"id": account, "maxAge": 0}))
+            await asyncio.sleep(0.3)  # its first attempt has failed; it waits to retry
+            took, placed = await _timed(client, "PlaceOrder", {"input": {
+                "accountId": encode(AccountKey("ibkr", SUBS[3])), "instrument": {"brokerInstrumentId": "265598"},
+                "side": "BUY", "type": "LIMIT", "quantity": "1", "limitPrice": "226.00"}})
+            read_took, read = await reading
+        assert proxy.counts["status_5xx"] == 1
+        assert placed["data"]["placeOrder"]["__typename"] == "OrderPlaced", placed
+        assert not read.get("errors") and read_took >= 0.9  # the read did wait for its retry
+        assert took < 0.6, (took, read_took)  # ... and the write did not wait with it
+    finally:
+        await proxy.stop()
+        await runner.stop()

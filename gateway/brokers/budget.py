@@ -15,6 +15,9 @@ without every adapter method passing them on:
 * :data:`slots`: the semaphores an upstream request holds while it waits and runs: one per operation
   and one per API key (``[limits] max_upstream_per_operation``, ``max_upstream_per_key``), so that no
   operation and no key can have more than that many requests out at once (``upstream_slot()``).
+* :data:`single_attempt`: set inside a session's critical section (:mod:`.section`), where a read
+  must not wait for a retry (its backoff, its next permit) while others wait for the section: it
+  fails at once and the caller retries outside.
 * :data:`tasks`: the tasks an operation started for its upstream work (its DataLoader batches run in
   tasks of their own); when the operation ends, by answering or because its client went away, those
   still running are cancelled (``end_tasks``), so nothing keeps working for nobody.
@@ -34,8 +37,8 @@ from enum import IntEnum
 from typing import Any
 
 __all__ = ["Priority", "Spending", "accepting", "adopt_current_task", "caller", "deadline", "end_tasks", "fresh",
-           "max_age", "priority", "remaining", "slots", "spending", "spent", "tasks", "upstream_slot", "within",
-           "writing"]
+           "max_age", "priority", "remaining", "single_attempt", "slots", "spending", "spent", "tasks",
+           "upstream_slot", "within", "writing"]
 
 
 class Priority(IntEnum):
@@ -83,6 +86,7 @@ class Spending:
 spent: ContextVar[dict[str, Spending] | None] = ContextVar("gateway_spent", default=None)
 slots: ContextVar[tuple[asyncio.Semaphore, ...]] = ContextVar("gateway_slots", default=())
 tasks: ContextVar[set[asyncio.Task[Any]] | None] = ContextVar("gateway_tasks", default=None)
+single_attempt: ContextVar[bool] = ContextVar("gateway_single_attempt", default=False)
 
 
 def adopt_current_task() -> None:

@@ -213,7 +213,8 @@ class HttpClient:
         wait = _WaitRetryAfter(self.config.retry_max_wait)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_RetryableRead),
-            stop=stop_after_attempt(self.config.read_retries + 1) | _StopAtDeadline(wait, lambda: self._left(spend, first)),
+            stop=stop_after_attempt(1 if budget.single_attempt.get() else self.config.read_retries + 1)
+            | _StopAtDeadline(wait, lambda: self._left(spend, first)),
             wait=wait,
             sleep=sleep,
             reraise=True,

@@ -215,9 +215,11 @@ class SessionSection:
                 renewer = loop.create_task(self._renew(held))
             self.metrics.lock_wait.labels(self.connection, prio).observe(loop.time() - began)
             entered = loop.time()
+            single = budget.single_attempt.set(True)  # no read waits to retry while others wait for us
             try:
                 yield held
             finally:
+                budget.single_attempt.reset(single)
                 self.metrics.lock_hold.labels(self.connection).observe(loop.time() - entered)
                 if renewer is not None:
                     renewer.cancel()

@@ -32,7 +32,16 @@ from typing import Any
 
 from ...config import ConnectionConfig
 from ...domain.enums import AccountKind, Broker, ConnectionStatus, OrderType
-from ...domain.errors import AuthenticationError, BadResponse, GatewayError, OrderNotFound
+from ...domain.errors import (
+    AuthenticationError,
+    BadResponse,
+    BrokerNotAvailable,
+    CircuitOpen,
+    GatewayError,
+    OrderNotFound,
+    RateLimitExceeded,
+    RequestTimeout,
+)
 from ...domain.keys import AccountKey, AllocationGroupKey, OrderKey
 from ...domain.models import Account, AllocationGroup, Money, Order, Position
 from ...domain.requests import OrderFilter, OrderRequest, PositionFilter
@@ -235,16 +244,29 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         which holds only the switch and the read. An empty answer that may be a cold snapshot (the
         first after a login, or ``snapshot: false``) is read again after ``orders_repoll_delay``,
         outside the section; items of another account (the session switched under us) are never
-        returned as this one's: the read is made again."""
-        for attempt in range(4):
+        returned as this one's: the read is made again. A switch or read that fails for want of an
+        answer (timeout, reset, 5xx) is tried again ``read_retries`` times, after a backoff spent
+        outside the section (inside, a request is made once)."""
+        failures = 0
+        for attempt in range(4 + self.config.read_retries):
             async with self.scheduler.permits(self._section_calls(LIVE_ORDERS)), self.section.hold() as held:
                 try:
                     await self._select(held, target)
                     held.check()
                     body = await self.client.live_orders()
-                except GatewayError:
+                except GatewayError as exc:
                     self.section.forget()  # re-validate on the next call
-                    raise
+                    retryable = isinstance(exc, RequestTimeout | BrokerNotAvailable) \
+                        and not isinstance(exc, RateLimitExceeded | CircuitOpen)
+                    if not retryable or failures >= self.config.read_retries:
+                        raise
+                    failure = exc
+                else:
+                    failure = None
+            if failure is not None:
+                failures += 1
+                await asyncio.sleep(min(0.1 * 2 ** failures, self.config.retry_max_wait))
+                continue
             items = [i for i in (body or {}).get("orders") or [] if isinstance(i, dict)]
             snapshot = (body or {}).get("snapshot")
             cold = not items and (snapshot is False or not self.session.primed)
