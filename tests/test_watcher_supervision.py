@@ -81,3 +81,27 @@ async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subsc
         redis.terminate()
         redis.wait(10)
         await lemon_control.price("IE00B4L5Y983", "101.73")
+
+
+async def test_a_watcher_outlives_the_deadline_and_time_budget_of_the_subscription_that_started_it(
+        lemon_url: str, lemon_control: SandboxControl) -> None:
+    """The watcher is the account's, not the first subscriber's operation: its polls go on after that
+    operation's deadline and its connection's time budget would have run out."""
+    config = gateway_config(lemon_connections(lemon_url, timeout=1.0), events=FAST_EVENTS)
+    config.limits.operation_timeout = 1.5
+    async with running_gateway(config) as gateway:
+        client = gateway.client(MAIN_KEY)
+        account = (await client.data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1}))["connections"][0][
+            "accounts"][0]["id"]
+        await lemon_control.price("IE00B4L5Y983", "101.73")
+        try:
+            async with Subscription(gateway.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as sub:
+                placed = (await client.data("PlaceOrder", {"input": {
+                    "accountId": account, "instrument": {"isin": "IE00B4L5Y983"}, "side": "BUY", "type": "LIMIT",
+                    "quantity": "1", "limitPrice": "95.00", "timeInForce": "GTC"}}))["placeOrder"]["order"]["id"]
+                await asyncio.sleep(3.0)  # past the subscribing operation's deadline and its time budget
+                await lemon_control.price("IE00B4L5Y983", "94.00")  # the fill only the watcher's poll sees
+                events = await sub.until(lambda e: e["order"]["id"] == placed and e["status"] == "FILLED", timeout=10)
+                assert events[-1]["status"] == "FILLED"
+        finally:
+            await lemon_control.price("IE00B4L5Y983", "101.73")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import math
 from collections.abc import AsyncIterator
@@ -222,7 +223,7 @@ class SessionScheduler:
         self._wake.set()
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.get_running_loop().create_task(
-                self._dispatch(), name=f"scheduler-{self.connection}")
+                self._dispatch(), name=f"scheduler-{self.connection}", context=contextvars.Context())
 
     async def _dispatch(self) -> None:
         """Admit waiters in rank order as their windows allow (see the module docstring)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -265,7 +266,9 @@ class WatcherManager:
         if pending is not None:
             pending.cancel()
         if account not in self.tasks:
-            self.tasks[account] = asyncio.create_task(self._watch(account), name=f"watch-{account.connection}")
+            # a context of its own: not the deadline, time budget or slots of the operation that started it
+            self.tasks[account] = asyncio.create_task(self._watch(account), name=f"watch-{account.connection}",
+                                                      context=contextvars.Context())
             self.metrics.active_watchers.set(self.active)
 
     def _drop(self, account: AccountKey) -> None:
