@@ -112,7 +112,8 @@ class LimitsConfig(BaseModel):
     Sizes are bytes. ``max_body_bytes``: an HTTP request body, counted while it arrives (413 beyond);
     ``max_ws_frame_bytes``: one WebSocket message; ``max_variables_depth`` / ``max_list_length`` /
     ``max_string_length``: nesting, list items and characters of any one value in ``variables`` or in the
-    document's literals, checked before execution. ``max_cost``: the estimated upstream requests of one
+    document's literals, checked before execution; ``max_document_length``: characters of the document,
+    checked before it is parsed. ``max_cost``: the estimated upstream requests of one
     operation (``QUERY_TOO_COMPLEX`` beyond); the estimate assumes ``cost_assumed_accounts`` accounts per
     connection and ``cost_assumed_groups`` allocation groups per connection (gateway/graphql/cost.py).
     """
@@ -132,6 +133,7 @@ class LimitsConfig(BaseModel):
     max_variables_depth: int = Field(16, ge=2, le=1_000)
     max_list_length: int = Field(1_000, ge=1, le=1_000_000)
     max_string_length: int = Field(10_000, ge=64, le=10_000_000)
+    max_document_length: int = Field(100_000, ge=1_000, le=100_000_000)   # characters of a GraphQL document
     max_cost: float = Field(1_000, gt=0)
     cost_assumed_accounts: int = Field(25, ge=1, le=10_000)
     cost_assumed_groups: int = Field(5, ge=0, le=10_000)
