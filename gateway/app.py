@@ -31,6 +31,7 @@ from .graphiql import ASSET_PREFIX, explorer_page, explorer_tabs, static_files, 
 from .graphql.context import Context
 from .graphql.schema import build_schema
 from .idempotency import IdempotencyStore, RedisIdempotencyStore
+from .limits import BodyLimitMiddleware, decode_json
 from .persisted import PersistedOperations, persisted_ws_handler
 from .readiness import readiness
 from .registry import Registry
@@ -69,6 +70,10 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         self.idempotency = idempotency
         self.events = events
         self.key_slots: dict[str, asyncio.Semaphore] = {}  # each API key's share of upstream requests
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON of bodies, GET parameters and WebSocket messages; too deep is a decode error (400 / 4400)."""
+        return decode_json(data)
 
     async def render_graphql_ide(self, request: Request) -> Response:  # type: ignore[override]
         """The gateway's own explorer page (vendored assets, tabs from ``queries/``)."""
@@ -198,6 +203,8 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
     app.state.telemetry = telemetry
     app.add_middleware(CancelOnDisconnect)  # work for a client that has gone stops
     app.add_middleware(AuthMiddleware, config=config)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.limits.max_body_bytes,  # before anything reads
+                       max_ws_bytes=config.limits.max_ws_frame_bytes)
     app.add_middleware(RequestIdMiddleware)  # every answer carries X-Request-Id
     telemetry.instrument(app)  # outermost: the server span covers everything
     return app

@@ -40,7 +40,7 @@ def sse_endpoint(view: Any) -> Callable[[Request], Coroutine[Any, Any, Response]
         if request.method == "POST":
             try:
                 payload = await request.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 return JSONResponse({"errors": [{"message": "body must be JSON"}]}, status_code=400)
         else:
             payload = dict(request.query_params)
@@ -48,7 +48,7 @@ def sse_endpoint(view: Any) -> Callable[[Request], Coroutine[Any, Any, Response]
                 for key in ("variables", "extensions"):
                     if key in payload:
                         payload[key] = json.loads(payload[key])
-            except ValueError:
+            except (ValueError, RecursionError):
                 return JSONResponse({"errors": [{"message": "variables and extensions must be JSON"}]}, status_code=400)
         query = payload.get("query")
         extensions = payload.get("extensions")

@@ -25,6 +25,7 @@ from .account.types import Account
 from .allocation_group.types import AllocationGroup
 from .connection.types import BrokerConnection
 from .errors import ErrorCodes
+from .input_limits import document_limit, input_limits
 from .order.mutations import OrderMutations
 from .order.types import Order
 from .position.mutations import PositionMutations
@@ -86,9 +87,11 @@ def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = Tr
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         ErrorCodes,
+        document_limit(limits),  # before the lexer reads a long document
         # a frontend sends the same few documents: parse and validate each once (bounded caches)
         lambda: _ParserCache(maxsize=256),
         lambda: _ValidationCache(maxsize=256),
+        input_limits(limits),  # after validation, before execution: sizes of variables and literals
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
