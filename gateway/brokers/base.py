@@ -212,6 +212,28 @@ class BaseAdapter:
                 return order
         return None
 
+    #: whether the broker itself refuses a second order with a client order id it holds (lemon
+    #: ``order_idempotency_violation``, IBKR "already registered"); where it does not (ETNA, Alice
+    #: Blue), a keyed placement looks its client order id up before sending (:meth:`fetch_placed`)
+    unique_client_ids: bool = False
+    #: seconds a new order may take to show in the broker's order list (option ``visibility_delay``)
+    default_visibility: float = 1.0
+
+    @property
+    def visibility(self) -> float:
+        """How long a reconciliation looks for an order (:mod:`.placement`): the connection option
+        ``visibility_delay`` (seconds), else :attr:`default_visibility`."""
+        return float(self.config.options.get("visibility_delay", self.default_visibility))
+
+    async def fetch_placed(self, request: OrderRequest) -> Order | None:
+        """The order ``request`` placed, looked up by its ``client_order_id`` (a fresh read), or
+        ``None``; for an allocation-group order the adapter overrides it. Raises ``OperationFailed``
+        when the broker's order list cannot be read."""
+        if request.account is None:
+            return None
+        with budget.fresh():
+            return await self.fetch_order_by_client_id(request.account, request.client_order_id, request)
+
     async def fetch_positions_many(self, accounts: Sequence[AccountKey], filter: PositionFilter | None = None
                                    ) -> dict[AccountKey, list[Position] | GatewayError]:
         return await self._per_account(accounts, lambda a: self.fetch_positions(a, filter))

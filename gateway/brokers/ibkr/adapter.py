@@ -83,6 +83,7 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
     """IBKR Client Portal Web API (``/v1/api/``); see the module docstring."""
 
     broker = Broker.IBKR
+    unique_client_ids = True  # IBKR refuses a cOID it holds ("… already registered")
     capabilities = Capabilities(allocation_groups=True, modify_order=True,
                                 order_types=frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP,
                                                        OrderType.STOP_LIMIT}))
