@@ -101,7 +101,7 @@ async def _targets(info: Info, account_id: strawberry.ID | None, order_id: straw
         return [AccountKey(order_key.connection, order_key.account_number)], order_key
     accounts: list[AccountKey] = []
     names = [n for n in ctx.registry.adapters if ctx.principal.can_use(n)]
-    results = await asyncio.gather(*(ctx.loaders.accounts_by_connection.load(n) for n in names),
+    results = await asyncio.gather(*(ctx.loaders.account_list_by_connection.load(n) for n in names),
                                    return_exceptions=True)
     for result in results:
         if isinstance(result, GatewayError):
