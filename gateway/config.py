@@ -33,6 +33,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from .transport_config import CorsConfig, TransportConfig
+
 __all__ = ["ApiKeyConfig", "ConnectionConfig", "EventsConfig", "GatewayConfig", "LimitsConfig", "TelemetryConfig",
            "load_config"]
 
@@ -208,6 +210,8 @@ class GatewayConfig(BaseModel):
     persisted_manifest: Path | None = None
     persisted_cache_size: int = Field(1000, ge=0)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    transport: TransportConfig = Field(default_factory=TransportConfig)
+    cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @model_validator(mode="after")
     def _persisted(self) -> GatewayConfig:
@@ -219,6 +223,9 @@ class GatewayConfig(BaseModel):
     def _names(self) -> GatewayConfig:
         for name, conn in self.connections.items():
             conn.name = name
+        names = {key.name for key in self.api_keys}
+        if unknown_ops := [n for n in self.transport.ops_keys if n not in names]:
+            raise ValueError(f"transport.ops_keys names unknown api keys {unknown_ops}")
         for key in self.api_keys:
             unknown = [c for c in key.connections if c != "*" and c not in self.connections]
             if unknown:
