@@ -19,13 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import json
 import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +33,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from .. import wire_numbers
 from ..config import ConnectionConfig
 from ..domain.errors import (
     BadResponse,
@@ -327,7 +326,7 @@ class HttpClient:
         if not text.strip() or 300 <= status < 400:  # a redirect's body is not read: _raise_for refuses it
             return None
         try:
-            return json.loads(text, parse_float=Decimal)
+            return wire_numbers.loads(text)  # numbers bounded: 1e1000000 would stall an adapter's conversion
         except ValueError:
             if status >= 500 or status == 429:
                 return None  # an HTML error page from a proxy: the status tells what happened
