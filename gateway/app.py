@@ -34,6 +34,7 @@ from .graphql.context import Context
 from .graphql.schema import build_schema
 from .http_guard import TransportGuard, json_error, json_http_errors, single_authorization
 from .idempotency import IdempotencyStore, RedisIdempotencyStore
+from .limits import BodyLimitMiddleware
 from .persisted import PersistedOperations, persisted_ws_handler
 from .readiness import readiness
 from .registry import Registry
@@ -220,6 +221,8 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
     app.state.telemetry = telemetry
     app.add_middleware(CancelOnDisconnect)  # work for a client that has gone stops
     app.add_middleware(AuthMiddleware, config=config)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.limits.max_body_bytes,  # before anything reads
+                       max_ws_bytes=config.limits.max_ws_frame_bytes)
     app.add_middleware(TransportGuard, csrf_required_headers=config.transport.csrf_required_headers,
                        csrf_prevention=config.transport.csrf_prevention,
                        max_unauthenticated_per_client=config.transport.max_unauthenticated_sockets_per_client,

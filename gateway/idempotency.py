@@ -14,14 +14,19 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from .domain.errors import IdempotencyConflict, OperationFailed
+from .brokers import budget
+from .domain.errors import BrokerBusy, IdempotencyConflict, OperationFailed, OrderOutcomeUnknown
 from .domain.keys import OrderKey
+from .redisclient import blocking_client
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Claim", "IdempotencyStore", "RedisIdempotencyStore", "client_order_id", "fingerprint"]
 
@@ -40,28 +45,50 @@ def fingerprint(payload: dict[str, Any]) -> str:
 @dataclass(slots=True)
 class _Entry:
     fingerprint: str
-    result: Any
+    result: Any  # the order key placed, or None: attempted, outcome not established
     at: float
 
 
 class Claim:
-    """The right to place for one idempotency key: ``result`` holds an earlier placement's order key
-    (same input), and :meth:`record` stores this one's."""
+    """The right to place for one idempotency key, held by one request at a time.
 
-    def __init__(self, result: Any = None) -> None:
+    ``result`` holds an earlier placement's order key (same input); ``attempted`` says an earlier
+    request with the key sent (or may have sent) its order without establishing the outcome.
+    :meth:`begin` marks this request's attempt before it sends; :meth:`record` stores its order key.
+    """
+
+    def __init__(self, result: Any = None, attempted: bool = False, mark: Any = None) -> None:
         self.result = result
+        self.attempted = attempted
         self.recorded: Any = None
+        self._mark = mark
+
+    async def begin(self) -> None:
+        """Record that this key's order is about to be sent (so a later request knows to look it up)."""
+        if self._mark is not None:
+            await self._mark()
 
     def record(self, result: Any) -> None:
         self.recorded = result
 
 
+def _busy(client_order_id: str | None) -> OperationFailed:
+    if client_order_id is None:
+        return BrokerBusy("a request with this idempotency key is still running; nothing was sent", retry_after=1.0)
+    return OrderOutcomeUnknown("a request with this idempotency key is still placing its order; ask again with "
+                               "the same idempotencyKey for its outcome", client_order_id=client_order_id)
+
+
 class IdempotencyStore:
     """In-process store of placements by (scope, key), kept ``ttl`` seconds (one replica).
 
-    ``async with store.claim(scope, key, fp) as claim`` serialises requests with the same key; a
-    second one sees ``claim.result`` of the first, or ``IdempotencyConflict`` when ``fp`` differs.
+    ``async with store.claim(scope, key, fp, cid) as claim`` serialises requests with the same key
+    (a second one waits, within its deadline, and sees ``claim.result`` of the first), and raises
+    ``IdempotencyConflict`` when ``fp`` differs from the first's. A request that cannot have the claim
+    before its deadline gets ``OrderOutcomeUnknown`` with the client order id ``cid``.
     """
+
+    durable = False
 
     def __init__(self, ttl: float = 24 * 3600) -> None:
         self.ttl = ttl
@@ -74,20 +101,32 @@ class IdempotencyStore:
             del self._entries[k]
 
     @contextlib.asynccontextmanager
-    async def claim(self, scope: str, key: str, fp: str) -> AsyncIterator[Claim]:
+    async def claim(self, scope: str, key: str, fp: str, client_order_id: str | None = None) -> AsyncIterator[Claim]:
         self._expire()
         k = (scope, key)
         lock, users = self._locks.get(k, (asyncio.Lock(), 0))
         self._locks[k] = (lock, users + 1)
         try:
-            async with lock:
+            left = budget.remaining()
+            try:
+                await asyncio.wait_for(lock.acquire(), timeout=None if left is None else max(left - 0.5, 0.01))
+            except TimeoutError:
+                raise _busy(client_order_id) from None
+            try:
                 entry = self._entries.get(k)
                 if entry is not None and entry.fingerprint != fp:
                     raise IdempotencyConflict("this idempotency key was used with a different input")
-                claim = Claim(entry.result if entry else None)
+
+                async def mark() -> None:
+                    if k not in self._entries:
+                        self._entries[k] = _Entry(fp, None, time.monotonic())
+
+                claim = Claim(entry.result if entry else None, entry is not None and entry.result is None, mark)
                 yield claim
                 if claim.recorded is not None:
                     self._entries[k] = _Entry(fp, claim.recorded, time.monotonic())
+            finally:
+                lock.release()
         finally:
             lock, users = self._locks[k]
             if users <= 1:
@@ -101,34 +140,65 @@ class IdempotencyStore:
 
 class RedisIdempotencyStore:
     """The same, shared by every replica through Redis: a lock per key (redis-py ``Lock``) and the
-    placement's fingerprint and order key, kept ``ttl`` seconds."""
+    placement's fingerprint and order key (or the mark of an attempt), kept ``ttl`` seconds.
+
+    The lock is taken for :attr:`LEASE` seconds and renewed every third of it while the placement
+    runs, so a placement held up longer (queued behind IBKR's session, say) keeps it; a replica that
+    dies stops renewing and its lock lapses. A request waits for the lock within its deadline (at most
+    ``wait`` seconds). The client's pool is bounded and blocking (:func:`.redisclient.blocking_client`).
+    """
+
+    durable = True
+    #: seconds the lock is taken for, renewed every third of it while its holder runs
+    LEASE = 10.0
 
     def __init__(self, url: str, ttl: float = 24 * 3600, prefix: str = "gateway:idempotency:",
-                 wait: float = 60.0) -> None:
-        import redis.asyncio as redis
-
-        self.redis: Any = redis.from_url(url)
+                 wait: float = 60.0, max_connections: int = 64) -> None:
+        self.redis: Any = blocking_client(url, max_connections=max_connections)
         self.ttl = ttl
         self.prefix = prefix
         self.wait = wait
 
+    async def _renew(self, lock: Any, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await lock.reacquire()
+            except Exception as exc:  # noqa: BLE001 - a lost lock is logged; the placement goes on
+                log.warning("idempotency lock %s could not be renewed: %s", lock.name, exc)
+                return
+
     @contextlib.asynccontextmanager
-    async def claim(self, scope: str, key: str, fp: str) -> AsyncIterator[Claim]:
+    async def claim(self, scope: str, key: str, fp: str, client_order_id: str | None = None) -> AsyncIterator[Claim]:
         digest = hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
-        lock = self.redis.lock(self.prefix + "lock:" + digest, timeout=self.wait, blocking_timeout=self.wait)
+        left = budget.remaining()
+        wait = self.wait if left is None else max(min(self.wait, left - 0.5), 0.01)
+        lease = self.LEASE
+        lock = self.redis.lock(self.prefix + "lock:" + digest, timeout=lease, blocking_timeout=wait, sleep=0.05,
+                               thread_local=False)
         if not await lock.acquire():
-            raise OperationFailed("a request with this idempotency key is still running; try again")
+            raise _busy(client_order_id)
+        renewal = asyncio.create_task(self._renew(lock, lease / 3))
         try:
             raw = await self.redis.get(self.prefix + digest)
             entry = json.loads(raw) if raw else None
             if entry is not None and entry["fp"] != fp:
                 raise IdempotencyConflict("this idempotency key was used with a different input")
-            claim = Claim(OrderKey(*entry["order"]) if entry else None)
+            order = entry.get("order") if entry else None
+
+            async def mark() -> None:
+                await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": None}), ex=int(self.ttl),
+                                     nx=True)
+
+            claim = Claim(OrderKey(*order) if order else None, entry is not None and not order, mark)
             yield claim
             if isinstance(claim.recorded, OrderKey):
-                order = [claim.recorded.connection, claim.recorded.account_number, claim.recorded.broker_order_id]
-                await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": order}), ex=int(self.ttl))
+                recorded = [claim.recorded.connection, claim.recorded.account_number, claim.recorded.broker_order_id]
+                await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": recorded}), ex=int(self.ttl))
         finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
             with contextlib.suppress(Exception):
                 await lock.release()
 

@@ -28,6 +28,7 @@ from strawberry.types.graphql import OperationType
 
 from .graphql.errors import present_formatted
 from .http_guard import json_error, status_code_name
+from .limits import decode_json
 
 __all__ = ["SUBSCRIPTIONS_HINT", "StrictView", "strict_ws_handler"]
 
@@ -42,12 +43,7 @@ class _NotAnObject(json.JSONDecodeError):
 def decode_object(data: str | bytes) -> dict[str, Any]:
     """``data`` as a JSON object; raises ``json.JSONDecodeError`` when it is not UTF-8 JSON (also when
     nested too deeply to parse) or not an object."""
-    try:
-        value = json.loads(data)
-    except UnicodeDecodeError:
-        raise json.JSONDecodeError("not UTF-8", "", 0) from None
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", "", 0) from None
+    value = decode_json(data)  # not UTF-8, too deep, a 4300-digit integer: JSONDecodeError
     if not isinstance(value, dict):
         raise _NotAnObject("not a JSON object", "", 0)
     return value

@@ -104,7 +104,7 @@ class FaultProxy:
     async def _forward(self, request: web.Request, body: bytes) -> tuple[int, dict[str, str], bytes]:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
-        url = self._origin + request.rel_url.path_qs
+        url = self._origin + request.rel_url.raw_path_qs  # as sent: an encoded "#" stays encoded
         async with self._session.request(request.method, url, headers=headers, data=body or None,
                                          allow_redirects=False) as resp:
             payload = await resp.read()

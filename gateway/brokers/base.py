@@ -82,6 +82,7 @@ class WindowQuery:
     offset: int = 0
     limit: int = 100
     max_age: float | None = None  # seconds; None = the connection's default for the resource
+    total: bool = True  # the exact list size is wanted (``totalCount`` selected); False: only the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,16 @@ class BaseAdapter:
         """``load()``'s value through the connection's snapshots (:mod:`.snapshots`), as old as
         :meth:`max_age` of the key's resource allows."""
         return (await self.snapshots.read(key, self.max_age(str(key[0])), load)).value
+
+    #: whether :meth:`read_account_list` carries the balances too (one request answers both)
+    balances_in_list = True
+
+    async def read_account_list(self) -> list[Account]:
+        """The accounts without their balances (``cash`` may be ``None``), for fields that need no
+        balance (ids, names, kinds, currencies, the session check). The default reads
+        :meth:`read_accounts` (brokers that answer both in one request); IBKR overrides it to skip the
+        balance requests."""
+        return await self.read_accounts()
 
     async def read_accounts(self) -> list[Account]:
         """:meth:`fetch_accounts` through the ``balances`` snapshot (accounts carry their cash);
@@ -211,6 +222,28 @@ class BaseAdapter:
             if order.client_order_id == client_order_id:
                 return order
         return None
+
+    #: whether the broker itself refuses a second order with a client order id it holds (lemon
+    #: ``order_idempotency_violation``, IBKR "already registered"); where it does not (ETNA, Alice
+    #: Blue), a keyed placement looks its client order id up before sending (:meth:`fetch_placed`)
+    unique_client_ids: bool = False
+    #: seconds a new order may take to show in the broker's order list (option ``visibility_delay``)
+    default_visibility: float = 1.0
+
+    @property
+    def visibility(self) -> float:
+        """How long a reconciliation looks for an order (:mod:`.placement`): the connection option
+        ``visibility_delay`` (seconds), else :attr:`default_visibility`."""
+        return float(self.config.options.get("visibility_delay", self.default_visibility))
+
+    async def fetch_placed(self, request: OrderRequest) -> Order | None:
+        """The order ``request`` placed, looked up by its ``client_order_id`` (a fresh read), or
+        ``None``; for an allocation-group order the adapter overrides it. Raises ``OperationFailed``
+        when the broker's order list cannot be read."""
+        if request.account is None:
+            return None
+        with budget.fresh():
+            return await self.fetch_order_by_client_id(request.account, request.client_order_id, request)
 
     async def fetch_positions_many(self, accounts: Sequence[AccountKey], filter: PositionFilter | None = None
                                    ) -> dict[AccountKey, list[Position] | GatewayError]:

@@ -26,6 +26,7 @@ from .allocation_group.types import AllocationGroup
 from .connection.types import BrokerConnection
 from .datetimes import DATETIME_SCALAR
 from .errors import ErrorCodes, MaskedErrorCodes
+from .input_limits import document_limit, input_limits
 from .order.mutations import OrderMutations
 from .order.types import Order
 from .position.mutations import PositionMutations
@@ -122,9 +123,11 @@ def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = Tr
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         MaskedErrorCodes if masked else ErrorCodes,
+        document_limit(limits),  # before the lexer reads a long document
         # a frontend sends the same few documents: parse and validate each once (bounded caches)
         lambda: _ParserCache(maxsize=256),
         lambda: _ValidationCache(maxsize=256),
+        input_limits(limits),  # after validation, before execution: sizes of variables and literals
     ]
     if not introspection:
         extensions.append(DisableIntrospection)

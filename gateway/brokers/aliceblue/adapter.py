@@ -24,21 +24,22 @@ from ...config import ConnectionConfig
 from ...domain.enums import Broker, ConnectionStatus, OrderStatus, OrderType, Product, TimeInForce
 from ...domain.errors import (
     BadResponse,
-    BrokerNotAvailable,
     GatewayError,
     InsufficientFunds,
     InvalidInput,
     InvalidOrder,
     NotSupported,
+    OperationFailed,
     OrderNotFound,
     OrderOutcomeUnknown,
-    RequestTimeout,
+    RateLimitExceeded,
 )
 from ...domain.keys import AccountKey, OrderKey
 from ...domain.models import Account, Money, Order, Position
 from ...domain.requests import OrderFilter, OrderRequest, OrderUpdate, PositionFilter
 from ..base import BaseAdapter, Capabilities, PlaceOutcome
 from ..pacing import PacingRules
+from ..placement import send_once
 from ..runtime import Runtime
 from .builders import closing_side, conversion_body, modify_body, place_item, sqroff_item, wire_quantity
 from .client import DOCUMENTED_PACING, AliceBlueClient
@@ -49,8 +50,6 @@ from .positions import merge_positions, wire_listing
 from .reconcile import SquareOffSpec, book_ids, by_tag, square_off_candidates
 
 __all__ = ["AliceBlueAdapter"]
-
-_LOST = (RequestTimeout, BrokerNotAvailable)
 
 
 class AliceBlueAdapter(BaseAdapter):
@@ -201,21 +200,22 @@ class AliceBlueAdapter(BaseAdapter):
                           quantity=request.quantity, product=request.product, tif=request.time_in_force,
                           limit_price=request.limit_price, stop_price=request.stop_price,
                           client_order_id=request.client_order_id, device_id=self.device_id)
-        try:
-            items = await self.client.orders_placeorder([item])
-        except _LOST:
-            return await self._reconcile(request.account, request.client_order_id)
-        return await self._read_back(request.account, self._placed(items, "order"))
+        return await self._place_item(request.account, item, request.client_order_id, "order")
 
-    async def _reconcile(self, account: AccountKey, client_order_id: str) -> Order:
-        try:
-            found = await self.fetch_order_by_client_id(account, client_order_id)
-        except GatewayError:
-            found = None
-        if found is None:
-            raise OrderOutcomeUnknown(f"the outcome of order {client_order_id} is unknown",
-                                      client_order_id=client_order_id, connection=self.connection)
-        return self._rejected(found)
+    async def _place_item(self, account: AccountKey, item: dict[str, Any], client_order_id: str, what: str) -> Order:
+        """POST orders/placeorder with ``item`` once, then the order read back from orders/book. A
+        failure after the request may have reached Alice Blue (timeout, reset, 5xx, an unreadable
+        answer, a read-back that fails) is reconciled by ``orderTag`` within the visibility delay
+        (:func:`..placement.send_once`); an order found REJECTED raises as a refusal."""
+        async def send() -> Order:
+            items = await self.client.orders_placeorder([item])
+            return await self._read_back(account, self._placed(items, what))
+
+        async def lookup() -> Order | None:
+            return await self.fetch_order_by_client_id(account, client_order_id)
+
+        return self._rejected(await send_once(send, lookup, client_order_id=client_order_id,
+                                              connection=self.connection, visibility=self.visibility))
 
     async def cancel_order(self, key: OrderKey) -> Order:
         """POST orders/cancel, then the order from orders/book (``OPEN`` until the exchange confirms).
@@ -251,18 +251,16 @@ class AliceBlueAdapter(BaseAdapter):
                               order_type=OrderType.LIMIT, quantity=qty, product=position.product,
                               tif=TimeInForce.DAY, limit_price=limit_price, stop_price=None,
                               client_order_id=client_order_id, device_id=self.device_id)
-            try:
-                items = await self.client.orders_placeorder([item])
-            except _LOST:
-                return await self._reconcile(account, client_order_id)
-            return await self._read_back(account, self._placed(items, "square-off"))
+            return await self._place_item(account, item, client_order_id, "square-off")
         if order_type is not OrderType.MARKET:
             raise InvalidInput("Alice Blue squares off at market or with a limit", field="type")
         item = sqroff_item(position, listing, qty, self.device_id)
         before = book_ids(await self.client.orders_book())
         try:
             items = await self.client.orders_positions_sqroff([item])
-        except _LOST:
+        except OperationFailed as exc:
+            if not exc.sent or isinstance(exc, RateLimitExceeded):
+                raise  # never sent: nothing was squared off
             spec = SquareOffSpec(listing[0], listing[1], position.product or Product.LONGTERM, closing_side(position),
                                  qty)
             return await self._reconcile_square_off(account, before, spec, client_order_id)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,24 +24,20 @@ from ...domain.enums import Broker, ConnectionStatus, OrderSide, OrderType
 from ...domain.errors import (
     AuthenticationError,
     BadResponse,
-    BrokerNotAvailable,
     GatewayError,
     InvalidInput,
     NotSupported,
-    OperationFailed,
-    OrderOutcomeUnknown,
-    RateLimitExceeded,
-    RequestTimeout,
 )
 from ...domain.keys import AccountKey, OrderKey
 from ...domain.models import Account, Order, Position
 from ...domain.requests import InstrumentRef, OrderFilter, OrderRequest, OrderUpdate, PositionFilter
 from ..base import BaseAdapter, Capabilities, Page, PlaceOutcome, WindowQuery
 from ..http import HttpResponse
+from ..placement import send_once
 from ..runtime import Runtime
 from .builders import place_body, replace_body, square_off_body
 from .client import EtnaClient
-from .filters import order_filter, position_filter, string_literal
+from .filters import date_literal, order_filter, position_filter, string_literal
 from .parsing import (
     TIF_TO_WIRE,
     instrument_from_position,
@@ -63,6 +59,8 @@ class EtnaAdapter(BaseAdapter):
     ``orders_page_size``."""
 
     broker = Broker.ETNA
+    #: seconds back a look-up by ``ClientId`` searches: beyond the idempotency keys' 24 h, with a margin
+    CLIENT_ID_HORIZON = 2 * 86_400
     capabilities = Capabilities(modify_order=True, order_types=frozenset(OrderType), fractional_quantities=False)
 
     def __init__(self, config: ConnectionConfig, runtime: Runtime | None = None) -> None:
@@ -200,11 +198,14 @@ class EtnaAdapter(BaseAdapter):
 
     async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
                                        hint: OrderRequest | None = None) -> Order | None:
-        """The order sent with ``ClientId`` = ``client_order_id``: newest ids first, narrowed to
-        the hint's symbol when there is one; ``None`` when there is no such order."""
-        expression = None
+        """The order sent with ``ClientId`` = ``client_order_id``: newest ids first, created within
+        :attr:`CLIENT_ID_HORIZON` and narrowed to the hint's symbol when there is one (ETNA has no
+        filter on ``ClientId``); ``None`` when there is no such order."""
+        since = datetime.now(UTC) - timedelta(seconds=self.CLIENT_ID_HORIZON)
+        clauses = [f"CreateDate >= {date_literal(since)}"]  # older orders cannot carry a live key
         if hint is not None and hint.instrument.symbol:
-            expression = f"Symbol = {string_literal(hint.instrument.symbol)}"
+            clauses.append(f"Symbol = {string_literal(hint.instrument.symbol)}")
+        expression = " and ".join(clauses)
 
         def found(raw: dict[str, Any]) -> bool:
             return str(raw.get("ClientId")) == client_order_id
@@ -223,22 +224,18 @@ class EtnaAdapter(BaseAdapter):
 
     async def _place(self, account: AccountKey, body: dict[str, Any], client_order_id: str,
                      hint: OrderRequest | None) -> Order:
-        """``POST …/orders`` once; a lost answer (timeout, reset, 5xx) is reconciled by ``ClientId``:
-        the order found is returned, else OrderOutcomeUnknown."""
-        try:
+        """``POST …/orders`` once (:func:`..placement.send_once`): a failure after the request may
+        have reached ETNA (timeout, reset, 5xx, an unreadable answer) is reconciled by ``ClientId``
+        within the visibility delay: the order found is returned, else ``OrderOutcomeUnknown``."""
+        async def send() -> Order:
             response = await self.client.post_orders(account.account_number, body)
-        except RateLimitExceeded:
-            raise  # refused before it was processed: nothing to reconcile
-        except (RequestTimeout, BrokerNotAvailable) as exc:
-            try:
-                found = await self.fetch_order_by_client_id(account, client_order_id, hint)
-            except OperationFailed:
-                found = None
-            if found is not None:
-                return found
-            raise OrderOutcomeUnknown(f"ETNA order {client_order_id} outcome unknown: {exc.message}",
-                                      client_order_id=client_order_id, connection=self.connection) from exc
-        return (await self._parse_orders(account.account_number, [self._object(response)]))[0]
+            return (await self._parse_orders(account.account_number, [self._object(response)]))[0]
+
+        async def lookup() -> Order | None:
+            return await self.fetch_order_by_client_id(account, client_order_id, hint)
+
+        return await send_once(send, lookup, client_order_id=client_order_id, connection=self.connection,
+                               visibility=self.visibility)
 
     async def _symbol(self, request: OrderRequest) -> str:
         ref = request.instrument

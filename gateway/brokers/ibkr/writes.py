@@ -19,20 +19,20 @@ from ...domain.enums import OrderSide, OrderType
 from ...domain.errors import (
     BrokerBusy,
     BrokerError,
-    BrokerNotAvailable,
     IdempotencyConflict,
     InvalidInput,
     InvalidOrder,
     OperationFailed,
     OrderNotFound,
     OrderOutcomeUnknown,
-    RequestTimeout,
+    RateLimitExceeded,
 )
 from ...domain.keys import AccountKey, ConfirmationKey, OrderKey
 from ...domain.models import Instrument, Order, Position
 from ...domain.requests import InstrumentRef, OrderRequest, OrderUpdate
 from .. import budget
 from ..base import Confirmation, PlaceOutcome
+from ..placement import reconcile
 from ..section import Held
 from . import first_seen
 from .confirmations import Answer, OrderSpec, PendingConfirmation
@@ -99,10 +99,17 @@ class OrderWrites:
                             answer = await self.client.reply(pending.reply_id, True)
                         except OrderNotFound:
                             pass  # voided after all: send the request again below
-                        except (RequestTimeout, BrokerNotAvailable):
+                        except OperationFailed as exc:
+                            if not _maybe_sent(exc):
+                                raise
                             raise _Reconcile from None
                         else:
-                            return await self._settle(held, answer, spec, accepted)
+                            try:
+                                return await self._settle(held, answer, spec, accepted)
+                            except OperationFailed as exc:
+                                if spec.order_id is not None or not spec.client_order_id:
+                                    raise
+                                raise _Reconcile from exc
                     return await self._submit(held, spec, accepted)
             except _Reconcile:
                 pass
@@ -168,13 +175,9 @@ class OrderWrites:
         account, ident = answer.order
         if answer.kind == "placed":
             return await self.fetch_order(OrderKey(self.connection, account, ident))
-        with budget.fresh():
-            found = next((o for o in await self.fetch_orders(AccountKey(self.connection, account))
-                          if o.client_order_id == ident), None)
-        if found is None:
-            raise OrderOutcomeUnknown("IBKR did not answer the confirmation and no order with its client order id "
-                                      "exists yet", connection=self.connection, client_order_id=ident)
-        return found
+        return await reconcile(lambda: self._by_coid(account, ident), client_order_id=ident,
+                               connection=self.connection, cause="IBKR did not answer the confirmation",
+                               visibility=self.visibility)
 
     async def _send(self: IbkrAdapter, spec: OrderSpec) -> Any:
         if spec.order_id is not None:
@@ -188,8 +191,10 @@ class OrderWrites:
             held.check()
             try:
                 answer = await self._send(spec)
-            except (RequestTimeout, BrokerNotAvailable):
-                if spec.order_id is not None:
+            except OperationFailed as exc:
+                # timeout, reset, 5xx, an unreadable answer: the order may exist (a modification is
+                # not reconciled: its effect cannot be told from the order alone)
+                if spec.order_id is not None or not _maybe_sent(exc):
                     raise
                 raise _Reconcile from None
             except InvalidOrder as exc:
@@ -199,6 +204,10 @@ class OrderWrites:
                 raise
             try:
                 return await self._settle(held, answer, spec, accepted)
+            except OperationFailed as exc:
+                if spec.order_id is not None or not spec.client_order_id:
+                    raise
+                raise _Reconcile from exc  # the request went out: whatever failed since, look the order up
             except OrderNotFound as exc:
                 # "reply id not found": a request reached the session between our request and our
                 # reply (another replica's); nothing was created, so the request may go again
@@ -230,7 +239,9 @@ class OrderWrites:
                 held.check()
                 try:
                     answer = await self.client.reply(outcome.reply_id, True)
-                except (RequestTimeout, BrokerNotAvailable):
+                except OperationFailed as exc:
+                    if not _maybe_sent(exc):
+                        raise
                     raise _Reconcile from None
                 continue
             pending = self.confirmations.new(spec, outcome.reply_id, outcome.message_ids, accepted,
@@ -247,20 +258,33 @@ class OrderWrites:
 
     async def _reconcile(self: IbkrAdapter, spec: OrderSpec) -> Order:
         """An order write whose answer was lost, or whose ``cOID`` IBKR has already registered: the
-        order with that ``cOID`` (a fresh read). ``IdempotencyConflict`` when that order is not the one
-        ``spec`` describes; ``OrderOutcomeUnknown`` when none is found."""
+        order with that ``cOID`` (fresh reads for the visibility delay, :mod:`..placement`).
+        ``IdempotencyConflict`` when that order is not the one ``spec`` describes;
+        ``OrderOutcomeUnknown`` when none is found."""
         if spec.order_id is None and spec.client_order_id:
-            found = None
-            with contextlib.suppress(OperationFailed), budget.fresh():
-                found = next((o for o in await self.fetch_orders(AccountKey(self.connection, spec.account))
-                              if o.client_order_id == spec.client_order_id), None)
-            if found is not None:
-                if not _same(found, spec):
-                    raise IdempotencyConflict("the client order id was used for a different IBKR order",
-                                              connection=self.connection)
-                return found
+            found = await reconcile(lambda: self._by_coid(spec.account, spec.client_order_id or ""),
+                                    client_order_id=spec.client_order_id, connection=self.connection,
+                                    cause="IBKR did not answer the order request", visibility=self.visibility)
+            if not _same(found, spec):
+                raise IdempotencyConflict("the client order id was used for a different IBKR order",
+                                          connection=self.connection)
+            return found
         raise OrderOutcomeUnknown("IBKR did not answer the order request", connection=self.connection,
                                   client_order_id=spec.client_order_id or "")
+
+    async def _by_coid(self: IbkrAdapter, account: str, client_order_id: str) -> Order | None:
+        """The order of ``account`` (the master for a group's order) whose ``order_ref`` is
+        ``client_order_id`` (a fresh live-orders read), or ``None``."""
+        with budget.fresh():
+            orders = await self.fetch_orders(AccountKey(self.connection, account))
+        return next((o for o in orders if o.client_order_id == client_order_id), None)
+
+    async def fetch_placed(self: IbkrAdapter, request: OrderRequest) -> Order | None:
+        """The order ``request`` placed, by ``cOID``: in its account, or the master's orders for an
+        allocation group's order."""
+        account = request.account.account_number if request.account is not None else (
+            self.session.master or await self._master())
+        return await self._by_coid(account, request.client_order_id)
 
     async def cancel_order(self: IbkrAdapter, key: OrderKey) -> Order:
         """DELETE iserver/account/{acct}/order/{id}, then the order's status (PendingCancel → Cancelled)."""
@@ -301,6 +325,11 @@ class OrderWrites:
             side=OrderSide.SELL if position.quantity > 0 else OrderSide.BUY, type=order_type, quantity=quantity,
             client_order_id=client_order_id, account=position.account_key, limit_price=limit_price)
         return await self.create_order(request)
+
+
+def _maybe_sent(exc: OperationFailed) -> bool:
+    """Whether a failed request may have reached IBKR (not refused before sending, not a 429)."""
+    return exc.sent and not isinstance(exc, RateLimitExceeded)
 
 
 def _same(order: Order, spec: OrderSpec) -> bool:

@@ -32,6 +32,7 @@ from ...domain.models import Account, Order, Position
 from ...domain.requests import OrderFilter, OrderRequest, PositionFilter
 from ..base import BaseAdapter, Capabilities, Confirmation, Page, PlaceOutcome, WindowQuery
 from ..pacing import PacingRules
+from ..placement import find_placed, send_once
 from ..runtime import Runtime
 from . import parsing
 from .client import DOCUMENTED_PACING, LemonClient
@@ -55,6 +56,7 @@ class LemonAdapter(BaseAdapter):
     """Adapter for one lemon API key (``credentials.api_key``)."""
 
     broker = Broker.LEMON
+    unique_client_ids = True  # lemon refuses a second order with an ``idempotency`` it holds (7 days)
     capabilities = Capabilities(max_expiry_days=30, fractional_quantities=False)
 
     def __init__(self, config: ConnectionConfig, runtime: Runtime | None = None) -> None:
@@ -210,41 +212,56 @@ class LemonAdapter(BaseAdapter):
         """``POST orders`` then ``POST orders/{id}/activate``.
 
         Returns the order (re-read after activation) or a :class:`Confirmation` when activation
-        needs a PIN. Raises ``InvalidInput``, ``InvalidOrder``, ``InsufficientFunds``,
-        ``IdempotencyConflict`` (the client order id was used for another order) and
-        ``OrderOutcomeUnknown`` (the create call was lost and no order carries its id).
+        needs a PIN. A ``POST orders`` whose answer is lost, or that lemon refuses because the
+        ``idempotency`` is taken, is reconciled by that id (:mod:`..placement`). Raises
+        ``InvalidInput``, ``InvalidOrder``, ``InsufficientFunds``, ``IdempotencyConflict`` (the client
+        order id was used for another order) and ``OrderOutcomeUnknown`` (no order carries the id
+        yet, or the order exists and its activation could not be confirmed).
         """
         assert request.account is not None
         account_id = await self._check(request.account)
         body = self._order_body(request)
-        try:
-            created = parsing.parse_order(self.connection, account_id, await self.client.post_orders(body))
-        except IdempotencyConflict:
-            created = await self._reconcile(request, conflict=True)
-        except OperationFailed:
-            created = await self._reconcile(request, conflict=False)
+
+        async def send() -> Order:
+            try:
+                return parsing.parse_order(self.connection, account_id, await self.client.post_orders(body))
+            except IdempotencyConflict:
+                return await self._taken(request)
+
+        async def lookup() -> Order | None:
+            assert request.account is not None
+            return await self.fetch_order_by_client_id(request.account, request.client_order_id, request)
+
+        created = await send_once(send, lookup, client_order_id=request.client_order_id,
+                                  connection=self.connection, visibility=self.visibility)
+        if not _same(created, request):
+            raise IdempotencyConflict("the client order id was used for a different order", connection=self.connection)
         if created.status.value != "pending_activation":
             return created
-        return await self._activate(created.key)
-
-    async def _reconcile(self, request: OrderRequest, *, conflict: bool) -> Order:
-        """After a lost or refused ``POST orders``: the order sent with this client order id."""
-        assert request.account is not None
         try:
-            found = await self.fetch_order_by_client_id(request.account, request.client_order_id, request)
-        except OperationFailed:
-            found = None
-        if found is None:
-            if conflict:
-                raise IdempotencyConflict("the client order id was used for a different order",
-                                          connection=self.connection)
-            raise OrderOutcomeUnknown("lemon did not answer the order request and no order with its client "
-                                      "order id exists yet", client_order_id=request.client_order_id,
-                                      connection=self.connection)
-        if not _same(found, request):
-            raise IdempotencyConflict("the client order id was used for a different order",
-                                      connection=self.connection)
-        return found
+            return await self._activate(created.key)
+        except OrderOutcomeUnknown:
+            raise
+        except OperationFailed as exc:  # the order exists: never answer "nothing happened"
+            raise OrderOutcomeUnknown(f"lemon order {created.key.broker_order_id} exists; its activation could not "
+                                      f"be confirmed ({exc.message}): ask again with the same idempotencyKey",
+                                      client_order_id=request.client_order_id, connection=self.connection) from exc
+
+    async def _taken(self, request: OrderRequest) -> Order:
+        """lemon refused ``POST orders`` because its ``idempotency`` is taken: the order that holds it
+        (:func:`..placement.find_placed`); ``IdempotencyConflict`` when the orders could be read and
+        none of those it may be carries it, ``OrderOutcomeUnknown`` when they could not be read."""
+        assert request.account is not None
+        account = request.account
+        found, complete = await find_placed(
+            lambda: self.fetch_order_by_client_id(account, request.client_order_id, request),
+            visibility=self.visibility, what=request.client_order_id)
+        if found is not None:
+            return found
+        if complete:
+            raise IdempotencyConflict("the client order id was used for a different order", connection=self.connection)
+        raise OrderOutcomeUnknown("lemon holds an order with this client order id; it could not be read",
+                                  client_order_id=request.client_order_id, connection=self.connection)
 
     async def _activate(self, key: OrderKey, pin: str | None = None) -> PlaceOutcome:
         try:

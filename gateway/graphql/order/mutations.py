@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 
 import strawberry
 
 from ...brokers.base import BaseAdapter, Confirmation, PlaceOutcome
+from ...brokers.placement import find_placed
 from ...domain.enums import OrderSide, OrderType, Product, TimeInForce
-from ...domain.errors import GatewayError, InvalidInput, NotSupported
+from ...domain.errors import GatewayError, InvalidInput, NotSupported, OperationFailed, OrderOutcomeUnknown
 from ...domain.keys import AccountKey, AllocationGroupKey, ConfirmationKey, OrderKey
+from ...domain.models import Order as DomainOrder
 from ...domain.requests import InstrumentRef, OrderRequest, OrderUpdate
 from ...idempotency import client_order_id, fingerprint
 from ..context import Context, Info
@@ -31,7 +34,10 @@ from ..scalars import Decimal
 from .types import Order
 from .validation import check_expiry, check_instrument, check_prices, check_quantity, check_text
 
-__all__ = ["OrderMutations", "place"]
+__all__ = ["Lookup", "OrderMutations", "place"]
+
+#: (client order id) → the order it placed, or ``None``
+Lookup = Callable[[str], Awaitable["DomainOrder | None"]]
 
 
 @strawberry.input(description="How the caller names an instrument; give at least one of the ids.")
@@ -93,20 +99,54 @@ def outcome_result(outcome: PlaceOutcome) -> OrderPlaced | ConfirmationRequired:
 
 
 async def place(ctx: Context, adapter: BaseAdapter, kind: str, build: object, payload: dict[str, object],
-                idempotency_key: str | None) -> PlaceOutcome:
-    """Place through ``adapter`` with the idempotency rules of ``gateway.idempotency``.
+                idempotency_key: str | None, lookup: Lookup | None = None) -> PlaceOutcome:
+    """Place through ``adapter`` with the idempotency rules of ``gateway.idempotency`` and the
+    placement protocol of ``gateway.brokers.placement`` (``docs/placement.md``).
 
     ``build(client_order_id)`` makes the adapter call's coroutine; ``payload`` is what makes two
-    requests "the same input".
+    requests "the same input"; ``lookup(client_order_id)`` finds the order a client order id placed
+    (``None`` when there is none). With a key:
+
+    * an earlier placement's order (this replica's or, with Redis, any replica's) is answered again;
+    * on a broker that does not refuse a repeated client order id itself (``unique_client_ids``
+      false: ETNA, Alice Blue) the id is looked up first, so a restarted gateway or another replica
+      never sends it twice; a look-up that fails answers ``OrderOutcomeUnknown`` and sends nothing;
+    * after an earlier attempt whose outcome was not established, a failure before sending is checked
+      against the broker: the order found, else the failure.
     """
     scope = f"{ctx.principal.name}\x00{adapter.connection}\x00{kind}"
     cid = client_order_id(scope, idempotency_key)
     if idempotency_key is None:
         return await build(cid)  # type: ignore[operator]
-    async with ctx.idempotency.claim(scope, idempotency_key, fingerprint(payload)) as claim:
+    async with ctx.idempotency.claim(scope, idempotency_key, fingerprint(payload), cid) as claim:
         if isinstance(claim.result, OrderKey):
             return await adapter.fetch_order(claim.result)
-        outcome: PlaceOutcome = await build(cid)  # type: ignore[operator]
+        if lookup is not None and not adapter.unique_client_ids:
+            found, complete = await find_placed(lambda: lookup(cid), visibility=0.0, what=cid)
+            if found is not None:
+                claim.record(found.key)
+                return found
+            if not complete:
+                raise OrderOutcomeUnknown("the broker's orders could not be read to check whether this "
+                                          "idempotencyKey placed an order already; nothing was sent",
+                                          client_order_id=cid, connection=adapter.connection)
+        await claim.begin()
+        try:
+            outcome: PlaceOutcome = await build(cid)  # type: ignore[operator]
+        except OrderOutcomeUnknown:
+            raise
+        except OperationFailed:
+            if not claim.attempted or lookup is None or not adapter.unique_client_ids:
+                raise  # nothing sent now, and nothing placed before (or just looked up: none)
+            found, complete = await find_placed(lambda: lookup(cid), visibility=adapter.visibility, what=cid)
+            if found is not None:
+                claim.record(found.key)
+                return found
+            if complete:
+                raise
+            raise OrderOutcomeUnknown("an earlier request with this idempotencyKey may have placed the order and "
+                                      "the broker's orders could not be read", client_order_id=cid,
+                                      connection=adapter.connection) from None
         if not isinstance(outcome, Confirmation):
             claim.record(outcome.key)
         return outcome
@@ -173,7 +213,10 @@ class OrderMutations:
             async def build(cid: str) -> PlaceOutcome:
                 return await adapter.create_order(replace(request, client_order_id=cid))
 
-            outcome = await place(ctx, adapter, "placeOrder", build, _payload(input), input.idempotency_key)
+            async def lookup(cid: str) -> DomainOrder | None:
+                return await adapter.fetch_placed(replace(request, client_order_id=cid))
+
+            outcome = await place(ctx, adapter, "placeOrder", build, _payload(input), input.idempotency_key, lookup)
             await ctx.published(outcome)
             return outcome_result(outcome)
         except GatewayError as exc:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
+from ...brokers import budget
 from ...brokers.base import PlaceOutcome
 from ...domain.enums import OrderType, Product
 from ...domain.errors import GatewayError, InvalidInput, NotSupported, OrderNotFound
@@ -78,7 +81,11 @@ class PositionMutations:
 
             payload = {"position": input.position_id, "quantity": str(quantity), "type": order_type.value,
                        "limit": str(input.limit_price)}
-            outcome = await place(ctx, adapter, "squareOffPosition", build, payload, input.idempotency_key)
+            async def lookup(cid: str) -> Any:
+                with budget.fresh():
+                    return await adapter.fetch_order_by_client_id(position.account_key, cid)  # type: ignore[attr-defined]
+
+            outcome = await place(ctx, adapter, "squareOffPosition", build, payload, input.idempotency_key, lookup)
             await ctx.published(outcome)
             return outcome_result(outcome)
         except GatewayError as exc:
