@@ -65,6 +65,8 @@ async def main(args: argparse.Namespace) -> None:
     urls = await venue.start()
     config = Path(tempfile.mkdtemp()) / "bench.toml"
     config.write_text(f"""
+profile = "development"
+
 [connections.lemon]
 broker = "lemon"
 base_url = "{urls['lemon']}"

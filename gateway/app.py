@@ -8,9 +8,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -30,12 +32,15 @@ from .events.metrics import GatewayMetrics
 from .graphiql import ASSET_PREFIX, explorer_page, explorer_tabs, static_files, wants_explorer_page
 from .graphql.context import Context
 from .graphql.schema import build_schema
+from .http_guard import TransportGuard, json_error, json_http_errors, single_authorization
 from .idempotency import IdempotencyStore, RedisIdempotencyStore
+from .limits import BodyLimitMiddleware
 from .persisted import PersistedOperations, persisted_ws_handler
 from .readiness import readiness
 from .registry import Registry
 from .request_id import RequestIdMiddleware
 from .sse import sse_endpoint
+from .strict_view import StrictView, strict_ws_handler
 from .telemetry import Telemetry
 
 __all__ = ["create_app"]
@@ -43,7 +48,7 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
+class GatewayGraphQL(StrictView, GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI view with the gateway's context: one set of loaders per request."""
 
     def __init__(self, config: GatewayConfig, registry: Registry, idempotency: IdempotencyStore | RedisIdempotencyStore,
@@ -52,7 +57,9 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         if config.allow_legacy_ws_protocol:
             protocols.append(GRAPHQL_WS_PROTOCOL)
         self.persisted = persisted or PersistedOperations.from_config(config)
-        self.graphql_transport_ws_handler_class = persisted_ws_handler(self.persisted)  # hash-only subscribe
+        # hash-only subscribe; a message that is not a JSON object closes with 4400
+        self.graphql_transport_ws_handler_class = strict_ws_handler(persisted_ws_handler(self.persisted),
+                                                             masked=not config.development)
         first = [self.persisted.extension(), *(telemetry.schema_extensions() if telemetry else [])]
         super().__init__(
             build_schema(config.limits, introspection=config.development, extensions_first=first),
@@ -62,6 +69,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
             max_subscriptions_per_connection=config.limits.max_subscriptions_per_connection,
             keep_alive=True,
             keep_alive_interval=config.events.keep_alive_interval,
+            connection_init_wait_timeout=timedelta(seconds=config.transport.connection_init_timeout),
         )
         self.config = config
         self._tabs: list[dict[str, Any]] | None = None  # the explorer's tabs, read on first use
@@ -119,8 +127,7 @@ class AuthMiddleware:
                 or (self.config.graphiql_enabled and wants_explorer_page(scope)):  # the page itself is public
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        token = bearer_token(headers.get("authorization"))
+        token = bearer_token(single_authorization(scope))  # TransportGuard refused several
         principal = authenticate(self.config, token)
         if principal is None:
             response = JSONResponse({"errors": [{"message": "a valid API key is required",
@@ -169,16 +176,32 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
                 await shared_redis.aclose()
             await telemetry.deactivate()
 
+    def ops(request: Request) -> bool:
+        """Whether ``request`` may see connection names: always in development; in production with
+        a key named in ``[transport] ops_keys``."""
+        if config.development:
+            return True
+        principal = authenticate(config, bearer_token(single_authorization(request.scope)))
+        return principal is not None and principal.name in config.transport.ops_keys
+
     async def healthz(request: Request) -> Response:
+        if not ops(request):
+            return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "ok", "connections": sorted(registry.adapters),
                              "subscriptions": int(events.metrics.active_subscriptions._value.get()),
                              "watchers": events.watchers.active})
 
     async def readyz(request: Request) -> Response:
         ready, body = readiness(registry, started=phase["started"], stopping=phase["stopping"])
+        if not ops(request):  # counts, not names
+            states = body["connections"].values()
+            body["connections"] = {"total": len(states), "ready": sum(1 for c in states if c["ready"])}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
+        if not ops(request):
+            return json_error(401, "/metrics needs an API key named in [transport] ops_keys", "UNAUTHENTICATED",
+                              headers={"WWW-Authenticate": 'Bearer realm="broker-gateway"'})
         return Response(events.metrics.render(), media_type="text/plain; version=0.0.4")
 
     routes: list[BaseRoute] = [
@@ -191,13 +214,23 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
     ]
     if config.graphiql_enabled:
         routes.append(Mount(ASSET_PREFIX, static_files(), name="graphiql"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=json_http_errors())
     app.state.registry = registry
     app.state.events = events
     app.state.persisted = graphql_app.persisted
     app.state.telemetry = telemetry
     app.add_middleware(CancelOnDisconnect)  # work for a client that has gone stops
     app.add_middleware(AuthMiddleware, config=config)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.limits.max_body_bytes,  # before anything reads
+                       max_ws_bytes=config.limits.max_ws_frame_bytes)
+    app.add_middleware(TransportGuard, csrf_required_headers=config.transport.csrf_required_headers,
+                       csrf_prevention=config.transport.csrf_prevention,
+                       max_unauthenticated_per_client=config.transport.max_unauthenticated_sockets_per_client,
+                       is_explorer_page=wants_explorer_page if config.graphiql_enabled else None)
+    if config.cors.allow_origins:  # answers preflights before the guard sees them
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors.allow_origins, allow_methods=["GET", "POST"],
+                           allow_headers=config.cors.allow_headers, allow_credentials=config.cors.allow_credentials,
+                           max_age=config.cors.max_age, expose_headers=["x-request-id"])
     app.add_middleware(RequestIdMiddleware)  # every answer carries X-Request-Id
     telemetry.instrument(app)  # outermost: the server span covers everything
     return app

@@ -23,6 +23,7 @@ import uvicorn
 from .brokers.ibkr.claim import LoginInUse
 from .config import ApiKeyConfig, GatewayConfig, load_config
 from .logs import adopt_uvicorn_loggers, configure_logging
+from .posture import is_loopback, posture_warnings
 from .sandbox.engine import EngineConfig
 from .sandbox.venue import SandboxRunner, available_venues
 
@@ -174,12 +175,27 @@ def _stop_on_signals(server: _Server) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _check_bind(config: GatewayConfig | None, host: str, allow_remote: bool) -> None:
+    """The development profile (and the sandbox demo, ``config`` ``None``) listens on loopback only,
+    unless ``--allow-remote`` or ``allow_remote_bind = true``: a ``ClickException`` otherwise."""
+    development = config is None or config.development
+    allowed = allow_remote or (config is not None and config.allow_remote_bind)
+    if development and not allowed and not is_loopback(host):
+        raise click.ClickException(
+            f"the development profile serves requests without an API key; it listens on loopback only, not on "
+            f"{host}. Use a production configuration, or pass --allow-remote (allow_remote_bind = true) "
+            "if you mean it")
+
+
 async def _serve(config_path: str | None, host: str, port: int, venues: list[str] | None,
-                 access_log: bool = False) -> None:
+                 access_log: bool = False, allow_remote: bool = False) -> None:
     from .app import create_app
 
-    sock = _listen(host, port)  # first: a busy port is one line, before any venue starts
     config = _load_or_fail(config_path) if config_path is not None else None
+    _check_bind(config, host, allow_remote)
+    sock = _listen(host, port)  # before any venue starts: a busy port is one line
+    for warning in posture_warnings(config) if config is not None else []:
+        log.warning("configuration: %s", warning)
     runner: SandboxRunner | None = None
     try:
         if config is None:
@@ -200,7 +216,8 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
         # uvicorn's access log is process-wide: on, it would also list every request to the sandbox venues.
         # log_config=None: the CLI's logging (level, text or JSON) applies to uvicorn's lines too.
         server = _Server(uvicorn.Config(app, lifespan="on", ws_per_message_deflate=False, access_log=access_log,
-                                        log_config=None, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN))
+                                        log_config=None, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+                                        ws_max_size=config.limits.max_ws_frame_bytes))
         adopt_uvicorn_loggers(access_log=access_log)  # the venues' uvicorn configs installed their own
         with _stop_on_signals(server):
             task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -245,13 +262,16 @@ def main(log_level: str, log_format: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--venues", default=None, help="Comma-separated sandbox venues to start (default: all).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every HTTP request.")
-def serve(config_path: str | None, host: str, port: int, venues: str | None, access_log: bool) -> None:
+@click.option("--allow-remote", is_flag=True,
+              help="Let the development profile (no API key needed) listen on a non-loopback address.")
+def serve(config_path: str | None, host: str, port: int, venues: str | None, access_log: bool,
+          allow_remote: bool) -> None:
     """Start the gateway (against the sandbox when no --config is given).
 
     Ctrl-C (or SIGTERM) stops it gracefully: open subscriptions are closed, in-flight requests finish;
     a second Ctrl-C stops without waiting.
     """
-    asyncio.run(_serve(config_path, host, port, venues.split(",") if venues else None, access_log))
+    asyncio.run(_serve(config_path, host, port, venues.split(",") if venues else None, access_log, allow_remote))
 
 
 @main.command()
@@ -289,6 +309,8 @@ def check_config(file: str) -> None:
     click.echo(f"{file}: OK")
     for line in _summary(config):
         click.echo(f"  {line}")
+    for warning in posture_warnings(config):
+        click.echo(f"  warning: {warning}", err=True)
 
 
 @main.command("persisted-manifest")

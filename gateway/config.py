@@ -2,7 +2,7 @@
 
 Example::
 
-    profile = "production"            # or "development" (GraphiQL, introspection, no key needed)
+    profile = "production"            # the default; "development": GraphiQL, introspection, no key needed
 
     [connections.lemon-paper]
     broker = "lemon"
@@ -33,6 +33,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from .transport_config import CorsConfig, TransportConfig
+
 __all__ = ["ApiKeyConfig", "ConnectionConfig", "EventsConfig", "GatewayConfig", "LimitsConfig", "TelemetryConfig",
            "load_config"]
 
@@ -59,6 +61,7 @@ class ConnectionConfig(BaseModel):
     max_age: dict[Literal["orders", "positions", "balances"], float] = Field(default_factory=dict)
     breaker_threshold: int = Field(5, ge=1, le=1000)   # failures in a row that open the circuit
     breaker_reset: float = Field(30.0, gt=0)          # seconds the circuit stays open before a probe
+    cost_weight: float | None = Field(None, gt=0, le=1_000)  # cost of one upstream request; broker default if unset
     options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("max_age")
@@ -106,7 +109,16 @@ class ApiKeyConfig(BaseModel):
 
 
 class LimitsConfig(BaseModel):
-    """Query limits (security by default)."""
+    """Query limits (security by default; docs/security.md lists each beside Apollo Router's).
+
+    Sizes are bytes. ``max_body_bytes``: an HTTP request body, counted while it arrives (413 beyond);
+    ``max_ws_frame_bytes``: one WebSocket message; ``max_variables_depth`` / ``max_list_length`` /
+    ``max_string_length``: nesting, list items and characters of any one value in ``variables`` or in the
+    document's literals, checked before execution; ``max_document_length``: characters of the document,
+    checked before it is parsed. ``max_cost``: the estimated upstream requests of one
+    operation (``QUERY_TOO_COMPLEX`` beyond); the estimate assumes ``cost_assumed_accounts`` accounts per
+    connection and ``cost_assumed_groups`` allocation groups per connection (gateway/graphql/cost.py).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -118,6 +130,15 @@ class LimitsConfig(BaseModel):
     operation_timeout: float = Field(30.0, gt=0, le=600)
     max_upstream_per_operation: int = Field(16, ge=1, le=10_000)  # requests one operation may have out at once
     max_upstream_per_key: int = Field(64, ge=1, le=100_000)       # ... one API key, over all its operations
+    max_body_bytes: int = Field(1_000_000, ge=1_000, le=100_000_000)
+    max_ws_frame_bytes: int = Field(1_000_000, ge=1_000, le=100_000_000)
+    max_variables_depth: int = Field(16, ge=2, le=1_000)
+    max_list_length: int = Field(1_000, ge=1, le=1_000_000)
+    max_string_length: int = Field(10_000, ge=64, le=10_000_000)
+    max_document_length: int = Field(100_000, ge=1_000, le=100_000_000)   # characters of a GraphQL document
+    max_cost: float = Field(1_000, gt=0)
+    cost_assumed_accounts: int = Field(25, ge=1, le=10_000)
+    cost_assumed_groups: int = Field(5, ge=0, le=10_000)
 
 
 class EventsConfig(BaseModel):
@@ -162,6 +183,10 @@ class TelemetryConfig(BaseModel):
 class GatewayConfig(BaseModel):
     """The whole configuration.
 
+    ``profile``: ``"production"`` unless the file says ``profile = "development"`` (fail closed: a
+    file that forgets the profile requires API keys and hides introspection and GraphiQL). Running
+    ``serve`` without a file is the sandbox demo, which is development. ``allow_remote_bind``: the
+    development profile serves only on loopback unless this (or ``serve --allow-remote``) is set.
     ``graphiql``: serve the explorer page at ``/graphql`` (default: on in development, off in production).
     ``persisted_operations``: ``"off"`` (documents only; a hash is refused), ``"allow"`` (documents, the
     manifest's hashes and Automatic Persisted Queries), ``"require"`` (only the manifest's operations:
@@ -172,7 +197,8 @@ class GatewayConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    profile: Literal["development", "production"] = "development"
+    profile: Literal["development", "production"] = "production"   # fail closed: a file must ask for development
+    allow_remote_bind: bool = False   # development: serve on a non-loopback address anyway
     connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
     api_keys: list[ApiKeyConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -183,6 +209,8 @@ class GatewayConfig(BaseModel):
     persisted_manifest: Path | None = None
     persisted_cache_size: int = Field(1000, ge=0)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    transport: TransportConfig = Field(default_factory=TransportConfig)
+    cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @model_validator(mode="after")
     def _persisted(self) -> GatewayConfig:
@@ -194,6 +222,9 @@ class GatewayConfig(BaseModel):
     def _names(self) -> GatewayConfig:
         for name, conn in self.connections.items():
             conn.name = name
+        names = {key.name for key in self.api_keys}
+        if unknown_ops := [n for n in self.transport.ops_keys if n not in names]:
+            raise ValueError(f"transport.ops_keys names unknown api keys {unknown_ops}")
         for key in self.api_keys:
             unknown = [c for c in key.connections if c != "*" and c not in self.connections]
             if unknown:

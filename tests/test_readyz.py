@@ -64,7 +64,7 @@ async def test_refused_credentials_and_an_unreachable_broker_are_told_apart(lemo
 
 
 async def test_no_serving_connection_means_not_ready(etna_url: str) -> None:
-    config = GatewayConfig.model_validate({"connections": {"etna": _etna(etna_url, "wrong")}})
+    config = GatewayConfig.model_validate({"profile": "development", "connections": {"etna": _etna(etna_url, "wrong")}})
     async with running_gateway(config) as gateway:
         response = await _get(gateway.url.replace("/graphql", "/readyz"))
         health = await _get(gateway.url.replace("/graphql", "/healthz"))

@@ -18,7 +18,9 @@ from tests.harness import GraphQLClient, RunningGateway, SandboxControl, Subscri
 @pytest.fixture(scope="module")
 async def live(lemon_url: str) -> AsyncIterator[RunningGateway]:
     """A gateway with quick watcher intervals, in front of the session's lemon venue."""
-    async with running_gateway(gateway_config(lemon_connections(lemon_url), events=FAST_EVENTS)) as gateway:
+    config = gateway_config(lemon_connections(lemon_url), events=FAST_EVENTS)
+    config.transport.max_unauthenticated_sockets_per_client = 500  # 200 subscribers connect at once from loopback
+    async with running_gateway(config) as gateway:
         yield gateway
 
 

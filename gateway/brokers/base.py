@@ -82,6 +82,7 @@ class WindowQuery:
     offset: int = 0
     limit: int = 100
     max_age: float | None = None  # seconds; None = the connection's default for the resource
+    total: bool = True  # the exact list size is wanted (``totalCount`` selected); False: only the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,16 @@ class BaseAdapter:
         """``load()``'s value through the connection's snapshots (:mod:`.snapshots`), as old as
         :meth:`max_age` of the key's resource allows."""
         return (await self.snapshots.read(key, self.max_age(str(key[0])), load)).value
+
+    #: whether :meth:`read_account_list` carries the balances too (one request answers both)
+    balances_in_list = True
+
+    async def read_account_list(self) -> list[Account]:
+        """The accounts without their balances (``cash`` may be ``None``), for fields that need no
+        balance (ids, names, kinds, currencies, the session check). The default reads
+        :meth:`read_accounts` (brokers that answer both in one request); IBKR overrides it to skip the
+        balance requests."""
+        return await self.read_accounts()
 
     async def read_accounts(self) -> list[Account]:
         """:meth:`fetch_accounts` through the ``balances`` snapshot (accounts carry their cash);

@@ -36,7 +36,7 @@ class Events:
             state = RedisState(config.redis_url, config.lease_ttl)
         else:
             bus = MemoryBus(retention=config.retention)
-            state = MemoryState()
+            state = MemoryState(live_ttl=3 * config.lease_ttl)
         return cls(bus, WatcherManager(registry, bus, state, settings, metrics), metrics)
 
     async def start(self) -> None:

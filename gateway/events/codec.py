@@ -23,8 +23,10 @@ __all__ = ["OrderEvent", "decode_event", "encode_event"]
 class OrderEvent:
     """One status change of one order.
 
-    ``event_id`` is the bus's id (Redis stream id form ``<ms>-<seq>``); ``missed_events`` is set on the
-    first event of a resume that reached beyond the retention window.
+    ``at`` is when the change happened as the broker reports it (the order's update time: fill, cancel,
+    rejection time) or, when the broker reports none, ``received_at``: when the gateway received the
+    change (both UTC). ``event_id`` is the bus's id (Redis stream id form ``<ms>-<seq>``);
+    ``missed_events`` is set on the first event of a resume that reached beyond the retention window.
     """
 
     order: Order
@@ -34,6 +36,12 @@ class OrderEvent:
     event_id: str = ""
     missed_events: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    received_at: datetime | None = None  # None: same as ``at`` (events written before the field existed)
+
+    @property
+    def at_from_broker(self) -> bool:
+        """Whether ``at`` is the broker's time for the change (not the gateway's receipt time)."""
+        return self.received_at is not None and self.order.updated_at is not None and self.at == self.order.updated_at
 
     def with_id(self, event_id: str) -> OrderEvent:
         return replace(self, event_id=event_id)
@@ -71,6 +79,7 @@ def encode_event(event: OrderEvent) -> str:
         "account_known": o.account_known, "notes": o.notes, "product": o.product.value if o.product else None,
         "previous": event.previous_status.value if event.previous_status else None,
         "event_status": event.status.value, "at": event.at.isoformat(),
+        "received_at": _time(event.received_at),
     }
     return json.dumps(body, separators=(",", ":"))
 
@@ -93,4 +102,5 @@ def decode_event(text: str | bytes, event_id: str = "") -> OrderEvent:
         product=Product(b["product"]) if b.get("product") else None,
     )
     return OrderEvent(order=order, previous_status=OrderStatus(b["previous"]) if b["previous"] else None,
-                      status=OrderStatus(b["event_status"]), at=datetime.fromisoformat(b["at"]), event_id=event_id)
+                      status=OrderStatus(b["event_status"]), at=datetime.fromisoformat(b["at"]), event_id=event_id,
+                      received_at=_untime(b.get("received_at")))

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class WatcherSettings:
 
 _WORKING = frozenset(s for s in OrderStatus if not s.is_terminal)
 _WORKING_WORDS = frozenset(s.value for s in _WORKING)
+_TERMINAL_WORDS = frozenset(s.value for s in OrderStatus if s.is_terminal)
 
 
 def _key(account: AccountKey) -> str:
@@ -63,11 +65,12 @@ def _key(account: AccountKey) -> str:
 
 
 class MemoryState:
-    """Last known statuses and leases for one process."""
+    """Last known statuses and "live" marks for one process (leases are trivially held)."""
 
-    def __init__(self) -> None:
+    def __init__(self, live_ttl: float = 30.0) -> None:
         self.statuses: dict[str, dict[str, str]] = {}
-        self.baselined: set[str] = set()
+        self.live_ttl = live_ttl
+        self.live: dict[str, float] = {}  # account -> monotonic time its watch is continuous until
 
     async def swap(self, account: AccountKey, order_id: str, status: str) -> tuple[bool, str | None]:
         table = self.statuses.setdefault(_key(account), {})
@@ -94,21 +97,37 @@ class MemoryState:
                 table[order_id] = old
 
     async def baseline(self, account: AccountKey, statuses: dict[str, str]) -> bool:
-        """Record ``statuses`` without events, keeping what is already known; ``False`` if done before."""
+        """A watcher's first look at ``account``.
+
+        When no watcher has watched the account continuously up to now (no live mark), ``statuses`` become
+        the known statuses without events (what changed while nobody watched is not news) and ``True``
+        is returned. A known terminal status is kept (it cannot regress; a mutation may have just
+        published it), and working orders that are no longer listed are forgotten. When the watch is
+        continuous (a restarted or handed-over watcher), nothing is recorded and ``False`` is returned:
+        the caller compares as usual.
+        """
         key = _key(account)
-        if key in self.baselined:
+        if self.live.get(key, 0.0) > time.monotonic():
             return False
         table = self.statuses.setdefault(key, {})
+        for order_id, old in list(table.items()):
+            if order_id not in statuses and old in _WORKING_WORDS:
+                del table[order_id]
         for order_id, status in statuses.items():
-            table.setdefault(order_id, status)
-        self.baselined.add(key)
+            if table.get(order_id) not in _TERMINAL_WORDS:
+                table[order_id] = status
+        self.live[key] = time.monotonic() + self.live_ttl
         return True
 
     async def acquire(self, account: AccountKey) -> bool:
+        key = _key(account)
+        if key in self.live:  # renew the mark of a watch that has taken its baseline
+            self.live[key] = time.monotonic() + self.live_ttl
         return True
 
     async def release(self, account: AccountKey) -> None:
-        return None
+        """A watcher stopped cleanly: the next one takes a fresh baseline."""
+        self.live.pop(_key(account), None)
 
     async def close(self) -> None:
         return None
@@ -129,11 +148,34 @@ if old then return {1, old} end
 return {1}
 """
 
+# KEYS: status hash, live mark. ARGV: hash ttl ms, live ttl ms, terminal words (comma separated),
+# then order id / status pairs. Returns 1 when a fresh baseline was recorded, 0 when the watch is live.
+_BASELINE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local terminal = {}
+for word in string.gmatch(ARGV[3], '[^,]+') do terminal[word] = true end
+local listed = {}
+for i = 4, #ARGV, 2 do listed[ARGV[i]] = ARGV[i + 1] end
+local known = redis.call('HGETALL', KEYS[1])
+for i = 1, #known, 2 do
+  local id, old = known[i], known[i + 1]
+  if listed[id] == nil and not terminal[old] then redis.call('HDEL', KEYS[1], id) end
+end
+for i = 4, #ARGV, 2 do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if not (old and terminal[old]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return 1
+"""
+
 
 class RedisState:
     """Last known statuses (a hash per account) and poll leases (redis-py ``Lock``) shared by replicas."""
 
-    def __init__(self, url: str, lease_ttl: float, prefix: str = "gateway:watch:", ttl_days: int = 7) -> None:
+    def __init__(self, url: str, lease_ttl: float, prefix: str = "gateway:watch:", ttl_days: int = 7,
+                 live_ttl: float | None = None) -> None:
         import redis.asyncio as redis
 
         self.redis: Any = redis.from_url(url)
@@ -143,6 +185,8 @@ class RedisState:
         self.replica = uuid.uuid4().hex
         self._swap = self.redis.register_script(_SWAP)
         self._revert = self.redis.register_script(_REVERT)
+        self._baseline = self.redis.register_script(_BASELINE)
+        self.live_ms = int((live_ttl if live_ttl is not None else 3 * lease_ttl) * 1000)
         self._locks: dict[str, Any] = {}
 
     async def swap(self, account: AccountKey, order_id: str, status: str) -> tuple[bool, str | None]:
@@ -161,15 +205,13 @@ class RedisState:
         await self._revert(keys=[self.prefix + "status:" + _key(account)], args=[order_id, new, old or ""])
 
     async def baseline(self, account: AccountKey, statuses: dict[str, str]) -> bool:
-        key = self.prefix + "status:" + _key(account)
-        if not await self.redis.hsetnx(key, "\x00baseline", "1"):
-            return False
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for order_id, status in statuses.items():
-                pipe.hsetnx(key, order_id, status)
-            pipe.pexpire(key, self.ttl_ms)
-            await pipe.execute()
-        return True
+        """As :meth:`MemoryState.baseline`, atomically (a Lua script); the live mark is shared by the
+        replicas, so a watcher handed over from a replica that died goes on comparing."""
+        args: list[Any] = [self.ttl_ms, self.live_ms, ",".join(sorted(_TERMINAL_WORDS))]
+        for order_id, status in statuses.items():
+            args += [order_id, status]
+        return bool(await self._baseline(keys=[self.prefix + "status:" + _key(account),
+                                               self.prefix + "live:" + _key(account)], args=args))
 
     async def acquire(self, account: AccountKey) -> bool:
         """Take or renew this replica's lease on polling ``account``."""
@@ -180,10 +222,12 @@ class RedisState:
         try:
             if lock is not None and await lock.owned():
                 await lock.reacquire()
+                await self.redis.pexpire(self.prefix + "live:" + _key(account), self.live_ms)
                 return True
             lock = self.redis.lock(name, timeout=self.lease_ttl, blocking=False)
             if await lock.acquire():
                 self._locks[name] = lock
+                await self.redis.pexpire(self.prefix + "live:" + _key(account), self.live_ms)
                 return True
         except LockError:
             self._locks.pop(name, None)
@@ -195,6 +239,8 @@ class RedisState:
         lock = self._locks.pop(self.prefix + "lease:" + _key(account), None)
         if lock is not None:
             with contextlib.suppress(LockError):
+                if await lock.owned():  # a clean stop: the next watcher takes a fresh baseline
+                    await self.redis.delete(self.prefix + "live:" + _key(account))
                 await lock.release()
 
     async def close(self) -> None:
@@ -235,8 +281,10 @@ class WatcherManager:
                 adapter.record_orders([order], changed=changed)
             if not changed:
                 continue
+            received = datetime.now(UTC)
+            # the broker's time for the change (fill, cancel, ... time) where it reports one
             event = OrderEvent(order=order, previous_status=OrderStatus(old) if old else None,
-                               status=order.status, at=datetime.now(UTC))
+                               status=order.status, at=order.updated_at or received, received_at=received)
             try:
                 event = event.with_id(await self.bus.publish(event))
             except BaseException:

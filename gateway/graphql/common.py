@@ -125,6 +125,23 @@ def window(first: int | None, after: str | None, max_page_size: int) -> tuple[in
     return offset, limit
 
 
+def selects(info: Any, name: str) -> bool:
+    """Whether the current field's selection (through fragments) names the subfield ``name``
+    (as written in the document, e.g. ``totalCount``)."""
+    from strawberry.types.nodes import SelectedField
+
+    def walk(selections: Any) -> bool:
+        for sel in selections:
+            if isinstance(sel, SelectedField):
+                if sel.name == name:
+                    return True
+            elif walk(sel.selections):  # a fragment spread or an inline fragment
+                return True
+        return False
+
+    return any(walk(field.selections) for field in info.selected_fields)
+
+
 def page_info(offset: int, count: int, total: int) -> PageInfo:
     return PageInfo(has_next_page=offset + count < total, has_previous_page=offset > 0,
                     start_cursor=encode_cursor(offset) if count else None,

@@ -5,24 +5,33 @@
 * Queries: a ``GatewayError`` becomes an ``errors[]`` entry whose ``extensions`` carry ``code`` and
   ``connection``; partial failures of one connection are reported through ``Context.report`` while
   the other connections still answer (:class:`ErrorCodes` appends them).
-* Anything unexpected is logged and masked as ``INTERNAL``.
+* Anything unexpected is logged once and masked as ``INTERNAL`` with the request id
+  (``extensions.requestId``, also on the log line).
+* In production (:class:`MaskedErrorCodes`) messages carry no "Did you mean ...?" suggestions: with
+  introspection off, they would disclose the schema's names.
+* An operation of a type the transport does not serve (a query sent to the SSE endpoint) is
+  ``BAD_REQUEST`` with where it is served.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from ..brokers import budget
 from ..domain import errors as e
+from ..request_id import current_request_id
 
-__all__ = ["ErrorCodes", "extension_code", "to_graphql_error"]
+__all__ = ["ErrorCodes", "MaskedErrorCodes", "extension_code", "present", "present_formatted", "strip_suggestions",
+           "to_graphql_error"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,15 @@ def to_graphql_error(error: e.GatewayError, path: list[str | int] | None) -> Gra
     return GraphQLError(error.message, path=path, original_error=error, extensions=_extensions(error))
 
 
+#: graphql-core's suggestions: "Did you mean 'placeOrder'?", "... the enum value 'LEMON'?", "... 'a' or 'b'?"
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def strip_suggestions(message: str) -> str:
+    """``message`` without graphql-core's "Did you mean ...?" suggestions."""
+    return _SUGGESTION.sub("", message)
+
+
 _TOO_COMPLEX = ("exceeds maximum operation depth", "aliases found. Allowed", "Document contains more than")
 
 
@@ -97,13 +115,30 @@ class ErrorCodes(SchemaExtension):
         if extra:
             result.errors = [*(result.errors or []), *extra]
         if result.errors:
-            result.errors = [self._coded(err) for err in result.errors]
+            result.errors = [self._masked(self._coded(err)) for err in result.errors]
+
+    masked = False
+
+    def _masked(self, err: GraphQLError) -> GraphQLError:
+        return self.finish(err, masked=self.masked) if self.masked else err
+
+    @staticmethod
+    def finish(err: GraphQLError, *, masked: bool) -> GraphQLError:
+        """``err`` with a code, and without suggestions when ``masked``."""
+        err = ErrorCodes._coded(err)
+        if not masked or "Did you mean" not in err.message:
+            return err
+        return GraphQLError(strip_suggestions(err.message), nodes=err.nodes, path=err.path,
+                            original_error=err.original_error, extensions=err.extensions)
 
     @staticmethod
     def _coded(err: GraphQLError) -> GraphQLError:
         if err.extensions and "code" in err.extensions:
             return err
         original = err.original_error
+        if isinstance(original, InvalidOperationTypeError | CannotGetOperationTypeError):
+            return GraphQLError(_wrong_transport(original), nodes=err.nodes, path=err.path,
+                                extensions={"code": "BAD_REQUEST"})
         if isinstance(original, e.GatewayError):
             return to_graphql_error(original, err.path)  # type: ignore[arg-type]
         if original is None or isinstance(original, GraphQLError):
@@ -113,5 +148,41 @@ class ErrorCodes(SchemaExtension):
         if isinstance(original, ValueError) and not err.path:  # a scalar's parsing, before execution
             return GraphQLError(err.message, nodes=err.nodes, path=err.path,
                                 extensions={"code": "BAD_USER_INPUT"})
-        log.error("unexpected error at %s", err.path, exc_info=original)
-        return GraphQLError("Internal error", nodes=err.nodes, path=err.path, extensions={"code": "INTERNAL"})
+        rid = current_request_id()
+        log.error("unexpected error at %s (request %s)", err.path, rid, exc_info=original)
+        return GraphQLError("Internal error", nodes=err.nodes, path=err.path,
+                            extensions={"code": "INTERNAL", **({"requestId": rid} if rid else {})})
+
+
+def present(err: GraphQLError, *, masked: bool) -> dict[str, Any]:
+    """``err`` as an ``errors[]`` entry with a code, without suggestions when ``masked`` (for transports
+    that format a result after the operation's extensions ran: SSE and WebSocket subscriptions)."""
+    return dict(ErrorCodes.finish(err, masked=masked).formatted)
+
+
+def present_formatted(error: Any, *, masked: bool) -> Any:
+    """An already formatted ``errors[]`` entry made safe as :func:`present` does; an entry without a
+    code at this point is a refusal before execution (``BAD_USER_INPUT``)."""
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return error
+    out = dict(error)
+    if masked and "Did you mean" in out["message"]:
+        out["message"] = strip_suggestions(out["message"])
+    extensions = out.get("extensions") or {}
+    if "code" not in extensions:
+        out["extensions"] = {**extensions, "code": "BAD_USER_INPUT"}
+    return out
+
+
+class MaskedErrorCodes(ErrorCodes):
+    """:class:`ErrorCodes` for production: no suggestions in messages."""
+
+    masked = True
+
+
+def _wrong_transport(error: Exception) -> str:
+    if isinstance(error, InvalidOperationTypeError):
+        if error.operation_type.value == "subscription":
+            return "subscriptions are served over WebSocket at /graphql or SSE at /graphql/stream"
+        return f"{error.operation_type.value} operations are served at POST /graphql"
+    return "the operation to run cannot be determined: name one with operationName"

@@ -85,6 +85,15 @@ class AccountsByConnectionLoader(_Loader):
         return [_settle(r, k) for r, k in zip(results, keys, strict=True)]
 
 
+class AccountListByConnectionLoader(_Loader):
+    """connection name → ``list[Account]`` without balances (``read_account_list``)."""
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[Account] | GatewayError]:
+        results = await asyncio.gather(*(self.registry.get(k).read_account_list() for k in keys),
+                                       return_exceptions=True)
+        return [_settle(r, k) for r, k in zip(results, keys, strict=True)]
+
+
 class AllocationGroupsByConnectionLoader(_Loader):
     """connection name → ``list[AllocationGroup]`` (``fetch_allocation_groups``)."""
 
@@ -202,16 +211,18 @@ class Loaders:
     orders_by_account: PerConnection
     orders_by_group: PerConnection
     order_by_key: PerConnection
+    account_list_by_connection: PerConnection
 
     @classmethod
     def build(cls, registry: Registry) -> Loaders:
         return cls(*(PerConnection(kind, registry) for kind in (
             AccountsByConnectionLoader, AllocationGroupsByConnectionLoader, PositionsByAccountLoader,
-            OrdersByAccountLoader, OrdersByGroupLoader, OrderByKeyLoader)))
+            OrdersByAccountLoader, OrdersByGroupLoader, OrderByKeyLoader, AccountListByConnectionLoader)))
 
     async def account(self, key: AccountKey) -> Account | None:
-        """The account for ``key``, from its connection's account list (``None`` if absent)."""
-        accounts = await self.accounts_by_connection.load(key.connection)
+        """The account for ``key``, from its connection's account list without balances (``None``
+        if absent)."""
+        accounts = await self.account_list_by_connection.load(key.connection)
         return next((a for a in accounts if a.key == key), None)
 
     async def allocation_group(self, key: AllocationGroupKey) -> AllocationGroup | None:

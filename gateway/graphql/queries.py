@@ -51,7 +51,7 @@ async def _per_connection(info: Info, loader: Any, broker: BrokerEnum | None = N
 
 
 async def _accounts(info: Info, broker: BrokerEnum | None = None) -> list[models.Account]:
-    return await _per_connection(info, info.context.loaders.accounts_by_connection, broker)
+    return await _per_connection(info, info.context.loaders.account_list_by_connection, broker)
 
 
 async def find_position(info: Info, key: PositionKey) -> models.Position | None:

@@ -4,11 +4,12 @@ extensions (depth, alias and token limits; introspection off in production; erro
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -20,11 +21,12 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from ..config import LimitsConfig
-from ..domain.errors import GatewayError
 from .account.types import Account
 from .allocation_group.types import AllocationGroup
 from .connection.types import BrokerConnection
-from .errors import ErrorCodes
+from .datetimes import DATETIME_SCALAR
+from .errors import ErrorCodes, MaskedErrorCodes
+from .input_limits import document_limit, input_limits
 from .order.mutations import OrderMutations
 from .order.types import Order
 from .position.mutations import PositionMutations
@@ -42,13 +44,27 @@ class Mutation(OrderMutations, PositionMutations):
 
 
 class GatewaySchema(strawberry.Schema):
-    """Logs only unexpected errors: bad input and broker refusals are the caller's answer, not ours."""
+    """Every error answered gets a code (and, masked, no suggestion) on every transport; unexpected
+    errors are logged once, by ``ErrorCodes``, with the request id (not again by strawberry)."""
+
+    mask_suggestions = False
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        unexpected = [e for e in errors if e.original_error is not None
-                      and not isinstance(e.original_error, GatewayError | GraphQLError | ValueError)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        return  # ErrorCodes logs the unexpected ones; bad input and broker refusals are the caller's answer
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Strawberry's stream (SSE, WebSocket) with each result's errors coded as ``ErrorCodes`` does
+        for ``execute`` (there the operation's extensions finish only after the results are sent)."""
+        return self._coded(await super().stream(*args, **kwargs))
+
+    async def _coded(self, source: Any) -> AsyncIterator[Any]:
+        try:
+            async for result in source:
+                if getattr(result, "errors", None):
+                    result.errors = [ErrorCodes.finish(err, masked=self.mask_suggestions) for err in result.errors]
+                yield result
+        finally:
+            await source.aclose()
 
 
 class _ParserCache(ParserCache):
@@ -61,6 +77,24 @@ class _ParserCache(ParserCache):
             with contextlib.suppress(GraphQLError):
                 ctx.graphql_document = self.cached_parse_document(ctx.query, **ctx.parse_options)
         yield
+
+
+class _DepthLimiter(QueryDepthLimiter):
+    """Strawberry's depth limiter, except that a document spreading an undefined fragment (``{ ...Unknown }``)
+    is left to graphql-core's "Unknown fragment" validation error instead of crashing the rule."""
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(max_depth=max_depth)
+        rule = self.validation_rules[0]
+
+        class Tolerant(rule):  # type: ignore[valid-type, misc]
+            def __init__(self, context: Any) -> None:
+                try:
+                    super().__init__(context)
+                except KeyError:  # an undefined fragment: NoUndefinedFragmentsRule reports it
+                    ASTValidationRule.__init__(self, context)
+
+        self.validation_rules = [Tolerant]
 
 
 class _ValidationCache(ValidationCache):
@@ -76,22 +110,30 @@ class _ValidationCache(ValidationCache):
 
 
 def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = True,
-                 extensions_first: Sequence[object] = ()) -> strawberry.Schema:
+                 extensions_first: Sequence[object] = (), mask_errors: bool | None = None) -> strawberry.Schema:
     """The schema with the security extensions configured from ``limits``; ``extensions_first`` run
-    before them (persisted operations fill in the document, tracing opens the operation's span)."""
+    before them (persisted operations fill in the document, tracing opens the operation's span).
+    ``mask_errors`` (default: when introspection is off, i.e. in production): no "Did you mean ...?"
+    suggestions in error messages."""
     limits = limits or LimitsConfig()
+    masked = not introspection if mask_errors is None else mask_errors
     extensions: list[object] = [
         *extensions_first,
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+        lambda: _DepthLimiter(max_depth=limits.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        ErrorCodes,
+        MaskedErrorCodes if masked else ErrorCodes,
+        document_limit(limits),  # before the lexer reads a long document
         # a frontend sends the same few documents: parse and validate each once (bounded caches)
         lambda: _ParserCache(maxsize=256),
         lambda: _ValidationCache(maxsize=256),
+        input_limits(limits),  # after validation, before execution: sizes of variables and literals
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription,
+    schema = GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription,
                              types=[BrokerConnection, Account, AllocationGroup, Order, Position],
-                             extensions=extensions, config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}))  # type: ignore[arg-type]
+                             extensions=extensions,  # type: ignore[arg-type]
+                             config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR, datetime: DATETIME_SCALAR}))
+    schema.mask_suggestions = masked
+    return schema

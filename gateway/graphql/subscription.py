@@ -12,10 +12,11 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 
-from ..domain.errors import GatewayError, InvalidInput, RateLimitExceeded
+from ..domain.errors import GatewayError, InvalidInput, OrderNotFound, RateLimitExceeded
 from ..domain.keys import AccountKey, OrderKey
 from ..events import OrderEvent
 from ..events.bus import parse_id
@@ -25,17 +26,33 @@ from .errors import to_graphql_error
 from .ids import require
 from .order.types import Order
 
-__all__ = ["OrderStatusEvent", "Subscription"]
+__all__ = ["EventTimeSource", "OrderStatusEvent", "Subscription"]
+
+
+@strawberry.enum(name="EventTimeSource", description="Where an event's `at` comes from.")
+class EventTimeSource(Enum):
+    BROKER = strawberry.enum_value("broker", description="The broker's own time for the change (the order's "
+                                                         "fill, cancel, rejection or update time).")
+    GATEWAY = strawberry.enum_value("gateway", description="The broker reports no time for the change: `at` is "
+                                                           "when the gateway received it (`receivedAt`).")
 
 
 @strawberry.type(description="An order changed status.")
 class OrderStatusEvent:
-    event_id: str = strawberry.field(description="Resume token: pass it back as `after` to continue without gaps.")
+    event_id: str = strawberry.field(description="Resume token: pass it back as `after` to continue without gaps. "
+                                                 "Delivery is at least once: an event seen twice has the same "
+                                                 "`eventId`, so de-duplicate on it.")
     order: Order = strawberry.field(description="The order after the change.")
     previous_status: OrderStatusEnum | None = strawberry.field(
         description="The status before the change; null for the first sight of an order.")
     status: OrderStatusEnum = strawberry.field(description="The new status.")
-    at: datetime = strawberry.field(description="When the gateway saw the change (UTC).")
+    at: datetime = strawberry.field(description="When the change happened (UTC): the broker's time for it (fill, "
+                                                "cancel, rejection time) where the broker reports one, otherwise "
+                                                "when the gateway received it; `atSource` says which.")
+    at_source: EventTimeSource = strawberry.field(description="Whether `at` is the broker's time or the gateway's "
+                                                              "receipt time.")
+    received_at: datetime = strawberry.field(description="When the gateway received the change (UTC), whatever the "
+                                                         "broker's time for it.")
     missed_events: bool = strawberry.field(
         description="True on the first event of a resume that reached beyond the retention window: events were "
                     "lost in between, so re-read the orders.")
@@ -48,7 +65,9 @@ class OrderStatusEvent:
         if built is None:
             built = cls(event_id=event.event_id, order=Order.from_domain(event.order),
                         previous_status=OrderStatusEnum(event.previous_status.value) if event.previous_status else None,
-                        status=OrderStatusEnum(event.status.value), at=event.at, missed_events=missed)
+                        status=OrderStatusEnum(event.status.value), at=event.at,
+                        at_source=EventTimeSource.BROKER if event.at_from_broker else EventTimeSource.GATEWAY,
+                        received_at=event.received_at or event.at, missed_events=missed)
             _built[key] = built
             while len(_built) > 256:
                 _built.popitem(last=False)
@@ -60,6 +79,9 @@ _built: OrderedDict[tuple[str, bool], OrderStatusEvent] = OrderedDict()
 
 async def _targets(info: Info, account_id: strawberry.ID | None, order_id: strawberry.ID | None
                    ) -> tuple[list[AccountKey], OrderKey | None]:
+    """The accounts to watch and the order to follow; ``OrderNotFound`` (``NOT_FOUND``, as for queries:
+    nothing says whether the id exists for someone else) when the account is not in its connection's
+    account list or the broker has no such order."""
     ctx = info.context
     order_key = None
     if order_id is not None:
@@ -69,12 +91,17 @@ async def _targets(info: Info, account_id: strawberry.ID | None, order_id: straw
         if order_key is not None and (order_key.connection, order_key.account_number) != (key.connection,
                                                                                            key.account_number):
             raise InvalidInput("the order is not in that account", field="orderId")
+        if await ctx.loaders.account(key) is None:
+            raise OrderNotFound("no such account")
+        if order_key is not None:
+            await ctx.loaders.order_by_key.load((order_key, None))  # OrderNotFound when there is none
         return [key], order_key
     if order_key is not None:
+        await ctx.loaders.order_by_key.load((order_key, None))  # OrderNotFound when there is none
         return [AccountKey(order_key.connection, order_key.account_number)], order_key
     accounts: list[AccountKey] = []
     names = [n for n in ctx.registry.adapters if ctx.principal.can_use(n)]
-    results = await asyncio.gather(*(ctx.loaders.accounts_by_connection.load(n) for n in names),
+    results = await asyncio.gather(*(ctx.loaders.account_list_by_connection.load(n) for n in names),
                                    return_exceptions=True)
     for result in results:
         if isinstance(result, GatewayError):

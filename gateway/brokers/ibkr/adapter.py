@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +47,7 @@ from ...domain.keys import AccountKey, AllocationGroupKey, OrderKey
 from ...domain.models import Account, AllocationGroup, Money, Order, Position
 from ...domain.requests import OrderFilter, OrderRequest, PositionFilter
 from .. import budget
-from ..base import BaseAdapter, Capabilities
+from ..base import BaseAdapter, Capabilities, Page, WindowQuery
 from ..http import HttpResponse
 from ..pacing import PacingRules
 from ..runtime import Runtime
@@ -296,7 +297,15 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         return first_seen.stamp(parse_live_order(self.connection, i, self.session.groups) for i in items)
 
     # -- reads ----------------------------------------------------------------------------
-    async def fetch_accounts(self) -> list[Account]:
+    balances_in_list = False
+
+    async def read_account_list(self) -> list[Account]:
+        """The accounts without balances: ``iserver/accounts`` (the session check, through the
+        ``accounts`` snapshot) and the reference data kept ``reference_ttl`` seconds; no
+        ``allocation/accounts`` or ``ledger`` request (``cash`` is ``None``)."""
+        return list(await self.snapshot(("accounts", None), lambda: self.fetch_accounts(balances=False)))
+
+    async def fetch_accounts(self, balances: bool = True) -> list[Account]:
         """The master (ADVISOR_MASTER) and sub-accounts (ADVISOR_CLIENT) of an FA session, else the
         accounts as INDIVIDUAL.
 
@@ -311,7 +320,7 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         fa = bool((body.get("allowFeatures") or {}).get("allowFA"))
         listed = {str(a) for a in body.get("accounts") or []}
         equity: dict[str, Any] = {}
-        if fa:
+        if fa and balances:
             allocatable = await self.client.allocatable_accounts()
             for item in (allocatable or {}).get("accounts") or []:
                 values = {d.get("key"): d.get("value") for d in item.get("data") or [] if isinstance(d, dict)}
@@ -329,7 +338,7 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
             cash = dec(equity.get(acc.account_number))
             acc.allocation_group_names = names
             acc.cash = Money(cash, acc.base_currency) if cash is not None and acc.base_currency else None
-            if fa and acc.kind is AccountKind.ADVISOR_MASTER:
+            if fa and balances and acc.kind is AccountKind.ADVISOR_MASTER:
                 acc.cash = parse_ledger_cash(await self.client.portfolio_ledger(acc.account_number), acc.base_currency)
             out[acc.account_number] = acc
         return list(out.values())
@@ -365,11 +374,49 @@ class IbkrAdapter(OrderWrites, BaseAdapter):
         positions: list[Position] = await self.snapshot(("positions", account), lambda: self._read_positions(account))
         return [p for p in positions if filter is None or filter.matches(p)]
 
-    async def _read_positions(self, account: AccountKey) -> list[Position]:
+    async def fetch_positions_pages(self, queries: Sequence[WindowQuery]) -> list[Page | GatewayError]:
+        """Windows of position lists. A window without a filter whose ``totalCount`` is not wanted
+        (``WindowQuery.total`` false) reads only the pages of 100 it covers, plus the next item to
+        tell ``hasNextPage``: ``first: 10`` reads page 0 alone, whatever the account holds. The others
+        read the whole list (:meth:`fetch_positions`)."""
+        head = [i for i, q in enumerate(queries) if not q.total and q.filter is None]
+        if not head:
+            return await super().fetch_positions_pages(queries)
+        rest = [q for i, q in enumerate(queries) if i not in set(head)]
+        whole = iter(await super().fetch_positions_pages(rest) if rest else [])
+        heads = await asyncio.gather(*(self._positions_head(queries[i]) for i in head), return_exceptions=True)
+        by_index = dict(zip(head, heads, strict=True))
+        out: list[Page | GatewayError] = []
+        for i in range(len(queries)):
+            if i not in by_index:
+                out.append(next(whole))
+                continue
+            result = by_index[i]
+            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                raise result
+            out.append(result)
+        return out
+
+    async def _positions_head(self, q: WindowQuery) -> Page:
+        full = self.snapshots.peek(("positions", q.account))
+        if full is not None and time.monotonic() - full.at <= self.max_age("positions"):
+            items: list[Position] = full.value
+            return Page(items[q.offset:q.offset + q.limit], len(items))
+        pages = (q.offset + q.limit) // 100 + 1  # one item beyond the window says whether there is a next page
+        items = await self.snapshot(("positions", q.account, "head", pages),
+                                    lambda: self._read_positions(q.account, pages))
+        # the exact size is known only when the list ended (a page of fewer than 100); otherwise one
+        # more than read, which is all ``hasNextPage`` needs
+        complete = len(items) < pages * 100
+        return Page(items[q.offset:q.offset + q.limit], len(items) + (0 if complete else 1))
+
+    async def _read_positions(self, account: AccountKey, pages: int | None = None) -> list[Position]:
+        """``portfolio/{acct}/positions/{page}`` from page 0 until a page holds fewer than 100 or
+        ``pages`` pages are read."""
         as_of = datetime.now(UTC)
         out: list[Position] = []
         page = 0
-        while True:
+        while pages is None or page < pages:
             items = await self.client.positions(account.account_number, page) or []
             out.extend(parse_position(self.connection, account.account_number, i, as_of) for i in items)
             if len(items) < 100:

@@ -12,7 +12,7 @@ from ...domain import models
 from ...domain.enums import Broker
 from ...domain.errors import GatewayError
 from ...domain.keys import AccountKey
-from ..common import MaxAge, Money, Node, check_max_age, money, window
+from ..common import MaxAge, Money, Node, check_max_age, money, selects, window
 from ..context import Info
 from ..enums import AccountKindEnum, BrokerEnum
 from ..ids import encode
@@ -34,11 +34,14 @@ class Account(Node):
     account_number: str = strawberry.field(description="The broker's own account id.")
     _key: strawberry.Private[AccountKey]
     _loaded: strawberry.Private[models.Account | None]
+    _balances: strawberry.Private[models.Account | None] = None
 
     @classmethod
-    def from_domain(cls, a: models.Account) -> Account:
+    def from_domain(cls, a: models.Account, balances: bool = False) -> Account:
+        """``a`` from the account list (``balances`` false: ``cash`` and ``asOf`` read the balances
+        when selected) or read with its balances."""
         return cls(id=strawberry.ID(encode(a.key)), broker=BrokerEnum(a.broker.value), account_number=a.account_number,
-                   _key=a.key, _loaded=a)
+                   _key=a.key, _loaded=a, _balances=a if balances else None)
 
     @classmethod
     def from_key(cls, key: AccountKey, broker: Broker) -> Account:
@@ -55,6 +58,20 @@ class Account(Node):
                 info.context.report(exc.with_connection(self._key.connection), info)
                 return None
         return self._loaded
+
+    async def _with_balances(self, info: Info) -> models.Account | None:
+        """The account as read with its balances (only for the fields that need them: a query that
+        selects no balance makes no balance request)."""
+        if self._balances is None and info.context.registry.get(self._key.connection).balances_in_list:
+            return await self._account(info)  # one request answers both
+        if self._balances is None:
+            try:
+                accounts = await info.context.loaders.accounts_by_connection.load(self._key.connection)
+            except GatewayError as exc:
+                info.context.report(exc.with_connection(self._key.connection), info)
+                return None
+            self._balances = next((a for a in accounts if a.key == self._key), None)
+        return self._balances
 
     @strawberry.field(description="A human-readable name (owner or alias).")
     async def display_name(self, info: Info) -> str | None:
@@ -73,13 +90,13 @@ class Account(Node):
 
     @strawberry.field(description="Cash available to invest, where the broker reports it.")
     async def cash(self, info: Info) -> Money | None:
-        account = await self._account(info)
+        account = await self._with_balances(info)
         return money(account.cash) if account else None
 
     @strawberry.field(description="When the account's balances (`cash`) were read from the broker (UTC); they may "
                                   "come from the connection's snapshot, as old as its `max_age.balances` setting.")
     async def as_of(self, info: Info) -> datetime | None:
-        account = await self._account(info)
+        account = await self._with_balances(info)
         return account.as_of if account else None
 
     @strawberry.field(description="The connection the account belongs to.")
@@ -110,7 +127,8 @@ class Account(Node):
         from ..position.types import PositionConnection
 
         offset, limit = window(first, after, info.context.max_page_size)
-        query = WindowQuery(self._key, filter.to_domain() if filter else None, offset, limit, check_max_age(max_age))
+        query = WindowQuery(self._key, filter.to_domain() if filter else None, offset, limit, check_max_age(max_age),
+                            total=selects(info, "totalCount"))  # else only the pages the window covers
         return await PositionConnection.load(info, query)
 
     @strawberry.field(description="Orders of the account, newest first (a Relay connection; `first` at most 100).")

@@ -33,7 +33,7 @@ class BrokerConnection(Node):
     @strawberry.field(description="Health as seen by this request: it reads the accounts (once per request) to tell.")
     async def status(self, info: Info) -> ConnectionStatusEnum:
         try:
-            await info.context.loaders.accounts_by_connection.load(self.name)
+            await info.context.loaders.account_list_by_connection.load(self.name)
         except AuthenticationError:
             return ConnectionStatusEnum(ConnectionStatus.UNAUTHENTICATED.value)
         except OperationFailed:
@@ -47,7 +47,7 @@ class BrokerConnection(Node):
         from ..account.types import Account
 
         try:
-            accounts = await info.context.loaders.accounts_by_connection.load(self.name)
+            accounts = await info.context.loaders.account_list_by_connection.load(self.name)
         except GatewayError as exc:
             info.context.report(exc.with_connection(self.name), info)
             return []
