@@ -82,8 +82,10 @@ class Logical:
 async def account_ids(client: GraphQLClient, connection_name: str, tries: int = 20) -> str:
     """The global id of the account :data:`ACCOUNTS` names on ``connection_name`` (reads retried
     through the faults)."""
-    query = "{ connections { name accounts { id accountNumber } } }"
     wanted = ACCOUNTS[connection_name]
+    if wanted is not None:
+        return encode(AccountKey(connection_name, wanted))
+    query = "{ connections { name accounts { id accountNumber } } }"
     for _ in range(tries):
         response = await client.post(query)
         body = response.json()
@@ -93,8 +95,6 @@ async def account_ids(client: GraphQLClient, connection_name: str, tries: int = 
             for account in conn["accounts"] or []:
                 if wanted is None or account["accountNumber"] == wanted:
                     return str(account["id"])
-    if wanted is not None:
-        return encode(AccountKey(connection_name, wanted))
     raise AssertionError(f"no account of {connection_name} could be read")
 
 
