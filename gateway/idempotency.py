@@ -1,11 +1,13 @@
 """Idempotency of order placement: the same key and the same input give the same result and never a
 second order; the same key with another input is an ``IdempotencyConflict``.
 
-The key is scoped by principal and connection. With the Redis backend (``[events] backend = "redis"``)
-the store is shared by every replica. The client order id sent to the broker is derived
-from that scope and the key, so that even a gateway that restarted (or another replica) sends the
-same client order id and the broker's own idempotency (lemon ``idempotency``, IBKR ``cOID``, ETNA
-``ClientId``) catches the repeat; the adapters reconcile by looking the order up by it.
+The key is scoped by principal, connection and mutation. With the Redis backend (``[events] backend =
+"redis"``) the store is shared by every replica; its lock is renewed while a placement runs. The
+client order id sent to the broker is derived from that scope and the key, so that a gateway that
+restarted (or another replica) sends the same client order id: lemon (``idempotency``) and IBKR
+(``cOID``) refuse the repeat themselves, and on ETNA (``ClientId``) and Alice Blue (``orderTag``) the
+GraphQL layer looks the id up before sending (``gateway.graphql.order.mutations.place``). See
+``docs/placement.md``.
 """
 
 from __future__ import annotations
