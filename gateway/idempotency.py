@@ -23,8 +23,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from .brokers import budget
-from .domain.errors import BrokerBusy, IdempotencyConflict, OperationFailed, OrderOutcomeUnknown
+from .domain.errors import BrokerBusy, BrokerNotAvailable, IdempotencyConflict, OperationFailed, OrderOutcomeUnknown
 from .domain.keys import OrderKey
 from .redisclient import blocking_client
 
@@ -79,6 +81,12 @@ def _busy(client_order_id: str | None) -> OperationFailed:
         return BrokerBusy("a request with this idempotency key is still running; nothing was sent", retry_after=1.0)
     return OrderOutcomeUnknown("a request with this idempotency key is still placing its order; ask again with "
                                "the same idempotencyKey for its outcome", client_order_id=client_order_id)
+
+
+def _unreachable() -> OperationFailed:
+    down = BrokerNotAvailable("the idempotency store (Redis) is unreachable; nothing was sent")
+    down.sent = False
+    return down
 
 
 class IdempotencyStore:
@@ -178,25 +186,39 @@ class RedisIdempotencyStore:
         lease = self.LEASE
         lock = self.redis.lock(self.prefix + "lock:" + digest, timeout=lease, blocking_timeout=wait, sleep=0.05,
                                thread_local=False)
-        if not await lock.acquire():
+        try:
+            acquired = await lock.acquire()
+        except (OSError, RedisError) as exc:
+            raise _unreachable() from exc
+        if not acquired:
             raise _busy(client_order_id)
         renewal = asyncio.create_task(self._renew(lock, lease / 3))
         try:
-            raw = await self.redis.get(self.prefix + digest)
+            try:
+                raw = await self.redis.get(self.prefix + digest)
+            except (OSError, RedisError) as exc:
+                raise _unreachable() from exc
             entry = json.loads(raw) if raw else None
             if entry is not None and entry["fp"] != fp:
                 raise IdempotencyConflict("this idempotency key was used with a different input")
             order = entry.get("order") if entry else None
 
             async def mark() -> None:
-                await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": None}), ex=int(self.ttl),
-                                     nx=True)
+                try:
+                    await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": None}),
+                                         ex=int(self.ttl), nx=True)
+                except (OSError, RedisError) as exc:
+                    raise _unreachable() from exc
 
             claim = Claim(OrderKey(*order) if order else None, entry is not None and not order, mark)
             yield claim
             if isinstance(claim.recorded, OrderKey):
                 recorded = [claim.recorded.connection, claim.recorded.account_number, claim.recorded.broker_order_id]
-                await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": recorded}), ex=int(self.ttl))
+                try:
+                    await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": recorded}),
+                                         ex=int(self.ttl))
+                except (OSError, RedisError) as exc:  # the order is placed: answer it; a repeat finds it at the broker
+                    log.warning("idempotency key's order %s could not be recorded: %s", recorded, exc)
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -31,7 +31,7 @@ from gateway.sandbox.engine import EngineConfig
 from gateway.sandbox.venue import SandboxRunner
 from tests.conftest import TEST_VENUE
 from tests.faultproxy import FaultProxy
-from tests.harness import SandboxControl, running_gateway
+from tests.harness import SandboxControl, free_port, running_gateway
 from tests.placement_drive import (
     BROKERS,
     Logical,
@@ -182,3 +182,20 @@ async def test_200_concurrent_keyed_placements_with_redis_are_200_orders(venues:
     assert counted.finals == {"OrderPlaced": 200}, [lg.final for lg in logicals if lg.final["__typename"] !=
                                                     "OrderPlaced"][:3]
     assert counted.venue_orders == 200 and counted.clean
+
+
+async def test_a_redis_outage_while_claiming_a_key_is_broker_unavailable_and_sends_nothing(
+        venues: SandboxRunner, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events run on Redis; the idempotency store's Redis is down (nothing listens on its port)."""
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    init = RedisIdempotencyStore.__init__
+    monkeypatch.setattr(RedisIdempotencyStore, "__init__", lambda self, url, **kw: init(self, down, **kw))
+    control = SandboxControl(venues.base_urls["etna"])
+    config = _config({"etna": connection(venues, "etna")}, redis_url)
+    async with running_gateway(config) as gateway:
+        account = await account_ids(gateway.client(), "etna")
+        before = (await control.stats()).get("POST /api/v1.0/accounts/6303/orders", 0)
+        logical = await place_logical([gateway.client()], order_variables("etna", account, "redis-down"),
+                                      Logical("redis-down", ""), retries=0)
+    assert logical.final["__typename"] == "BrokerUnavailable" and "idempotency" in logical.final["message"], logical
+    assert (await control.stats()).get("POST /api/v1.0/accounts/6303/orders", 0) == before
