@@ -1,11 +1,13 @@
 """Idempotency of order placement: the same key and the same input give the same result and never a
 second order; the same key with another input is an ``IdempotencyConflict``.
 
-The key is scoped by principal and connection. With the Redis backend (``[events] backend = "redis"``)
-the store is shared by every replica. The client order id sent to the broker is derived
-from that scope and the key, so that even a gateway that restarted (or another replica) sends the
-same client order id and the broker's own idempotency (lemon ``idempotency``, IBKR ``cOID``, ETNA
-``ClientId``) catches the repeat; the adapters reconcile by looking the order up by it.
+The key is scoped by principal, connection and mutation. With the Redis backend (``[events] backend =
+"redis"``) the store is shared by every replica; its lock is renewed while a placement runs. The
+client order id sent to the broker is derived from that scope and the key, so that a gateway that
+restarted (or another replica) sends the same client order id: lemon (``idempotency``) and IBKR
+(``cOID``) refuse the repeat themselves, and on ETNA (``ClientId``) and Alice Blue (``orderTag``) the
+GraphQL layer looks the id up before sending (``gateway.graphql.order.mutations.place``). See
+``docs/placement.md``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from .brokers import budget
-from .domain.errors import BrokerBusy, IdempotencyConflict, OperationFailed, OrderOutcomeUnknown
+from .domain.errors import BrokerBusy, BrokerNotAvailable, IdempotencyConflict, OperationFailed, OrderOutcomeUnknown
 from .domain.keys import OrderKey
 from .redisclient import blocking_client
 
@@ -77,6 +81,12 @@ def _busy(client_order_id: str | None) -> OperationFailed:
         return BrokerBusy("a request with this idempotency key is still running; nothing was sent", retry_after=1.0)
     return OrderOutcomeUnknown("a request with this idempotency key is still placing its order; ask again with "
                                "the same idempotencyKey for its outcome", client_order_id=client_order_id)
+
+
+def _unreachable() -> OperationFailed:
+    down = BrokerNotAvailable("the idempotency store (Redis) is unreachable; nothing was sent")
+    down.sent = False
+    return down
 
 
 class IdempotencyStore:
@@ -176,25 +186,39 @@ class RedisIdempotencyStore:
         lease = self.LEASE
         lock = self.redis.lock(self.prefix + "lock:" + digest, timeout=lease, blocking_timeout=wait, sleep=0.05,
                                thread_local=False)
-        if not await lock.acquire():
+        try:
+            acquired = await lock.acquire()
+        except (OSError, RedisError) as exc:
+            raise _unreachable() from exc
+        if not acquired:
             raise _busy(client_order_id)
         renewal = asyncio.create_task(self._renew(lock, lease / 3))
         try:
-            raw = await self.redis.get(self.prefix + digest)
+            try:
+                raw = await self.redis.get(self.prefix + digest)
+            except (OSError, RedisError) as exc:
+                raise _unreachable() from exc
             entry = json.loads(raw) if raw else None
             if entry is not None and entry["fp"] != fp:
                 raise IdempotencyConflict("this idempotency key was used with a different input")
             order = entry.get("order") if entry else None
 
             async def mark() -> None:
-                await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": None}), ex=int(self.ttl),
-                                     nx=True)
+                try:
+                    await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": None}),
+                                         ex=int(self.ttl), nx=True)
+                except (OSError, RedisError) as exc:
+                    raise _unreachable() from exc
 
             claim = Claim(OrderKey(*order) if order else None, entry is not None and not order, mark)
             yield claim
             if isinstance(claim.recorded, OrderKey):
                 recorded = [claim.recorded.connection, claim.recorded.account_number, claim.recorded.broker_order_id]
-                await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": recorded}), ex=int(self.ttl))
+                try:
+                    await self.redis.set(self.prefix + digest, json.dumps({"fp": fp, "order": recorded}),
+                                         ex=int(self.ttl))
+                except (OSError, RedisError) as exc:  # the order is placed: answer it; a repeat finds it at the broker
+                    log.warning("idempotency key's order %s could not be recorded: %s", recorded, exc)
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):

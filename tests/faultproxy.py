@@ -136,6 +136,8 @@ class FaultProxy:
         if kind == "rate_limited":
             return web.Response(status=429, text=_HTML.format(status="429 Too Many Requests"), content_type="text/html",
                                 headers={"Retry-After": f"{self.retry_after:g}"})
+        if self._session is None or self._session.closed:
+            return self._reset(request)  # the proxy is stopping
         status, headers, payload = await self._forward(request, body)
         if kind == "timeout_after":
             await asyncio.sleep(self.hold)

@@ -87,11 +87,23 @@ async def test_ibkr_concurrent_fetch_orders_never_cross_accounts(ctx: Ctx) -> No
     for _ in range(3):
         picks = [rng.choice(SUBS) for _ in range(50)]
         results = await asyncio.gather(*(ctx.adapter.fetch_orders(key(a)) for a in picks))
+        held = await _venue_orders_by_account(ctx)
         for acct, orders in zip(picks, results, strict=True):
             assert all(o.key.account_number == acct for o in orders)
             assert all(o.client_order_id is None or o.client_order_id.endswith(acct) for o in orders)
+            # complete: every order the venue holds for the account, none of another's (a read that
+            # crossed into another account's session would miss them, whatever the acct filter drops)
+            assert {o.key.broker_order_id for o in orders} == held.get(acct, set()), acct
             if acct in placed:
                 assert placed[acct] in {o.key.broker_order_id for o in orders}
+
+
+async def _venue_orders_by_account(ctx: Ctx) -> dict[str, set[str]]:
+    held: dict[str, set[str]] = {}
+    for o in (await ctx.state())["orders"]:
+        if not o["allocation"]:
+            held.setdefault(o["account"], set()).add(str(o["id"]))
+    return held
 
 
 async def test_ibkr_allocation_group_order_allocates_by_method(ctx: Ctx) -> None:
@@ -319,9 +331,12 @@ async def test_ibkr_tickle_keeps_alive_and_notices_logout(ctx: Ctx) -> None:
 
 
 async def test_ibkr_session_replaced_behind_the_adapter_still_reads_right_orders(ctx: Ctx) -> None:
+    own = await ctx.adapter.create_order(order(f"replaced-{SUBS[5]}", account=SUBS[5], quantity="1"))
+    assert isinstance(own, Order)  # this test's own order: it depends on no other test's
     await ctx.adapter.fetch_orders(key(SUBS[5]))  # the adapter believes SUBS[5] is selected
     await ctx.session(authenticated=False)
     await ctx.session(authenticated=True)  # a new session: master selected, no pre-flight, cold snapshot
     orders = await ctx.adapter.fetch_orders(key(SUBS[5]))
-    assert any(o.client_order_id == "pair-a" for o in orders)
+    assert any(o.key == own.key for o in orders)
     assert all(o.key.account_number == SUBS[5] for o in orders)
+    assert {o.key.broker_order_id for o in orders} == (await _venue_orders_by_account(ctx)).get(SUBS[5], set())

@@ -15,6 +15,8 @@ import pytest_asyncio
 from ibkr_support import BIG, MASTER, SUBS
 
 from gateway.config import GatewayConfig
+from gateway.domain.keys import ConfirmationKey
+from gateway.graphql.ids import encode
 from gateway.sandbox.engine import EngineConfig
 from gateway.sandbox.venue import SandboxRunner
 from tests.harness import GraphQLClient, SandboxControl, eventually, running_gateway
@@ -204,7 +206,13 @@ async def test_ibkr_o163_confirm_places_and_decline_places_nothing(book: Book) -
     declined = (await book.gql.data("ConfirmOrder", {"input": {"confirmationId": asked["confirmationId"],
                                                                "accept": False}}))["confirmOrder"]
     assert declined["__typename"] == "ConfirmationDeclined"
+    again = (await book.gql.data("ConfirmOrder", {"input": {"confirmationId": asked["confirmationId"],
+                                                            "accept": True}}))["confirmOrder"]
+    assert again["__typename"] == "ConfirmationDeclined", again  # declined stays declined, nothing placed
     assert len(await book.venue_orders()) == count
+    never = encode(ConfirmationKey("ibkr", "never-issued"))
+    unknown = (await book.gql.data("ConfirmOrder", {"input": {"confirmationId": never, "accept": True}}))
+    assert unknown["confirmOrder"]["__typename"] == "NotFound"  # only a confirmation never issued is unknown
 
 
 async def test_ibkr_two_concurrent_placements_with_questions_are_both_confirmed_uncrossed(book: Book) -> None:
