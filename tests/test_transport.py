@@ -129,13 +129,22 @@ async def test_websockets_without_connection_init_are_capped_per_address(lemon_u
         admitted = await _open(gateway.url)
         await admitted.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await asyncio.wait_for(admitted.recv(), 10))["type"] == "connection_ack"
-        await idle[1].close()  # a socket that goes away frees its place too
-        await asyncio.sleep(0.2)
-        again = await _open(gateway.url)
-        await again.send(json.dumps({"type": "connection_init", "payload": AUTH}))
-        assert json.loads(await asyncio.wait_for(again.recv(), 10))["type"] == "connection_ack"
+        await idle[1].close()  # a socket that goes away frees its place too (once the server has seen it go)
+        again = await eventually(lambda: _admitted(gateway.url))
         for ws in (*idle, admitted, again):
             await ws.close()
+
+
+async def _admitted(url: str) -> Any:
+    """A socket that got its ``connection_ack``, or ``None`` when it was refused for the cap."""
+    ws = await _open(url)
+    await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
+    try:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+    except websockets.ConnectionClosed:
+        assert ws.close_code == 1013
+        return None
+    return ws
 
 
 async def test_a_websocket_without_connection_init_is_closed_after_the_init_timeout(lemon_url: str) -> None:
@@ -227,7 +236,7 @@ rate_limit = 10000
             elapsed = time.monotonic() - started
             held.cancel()
         assert proc.returncode == 0
-        assert elapsed < 2 + 3, elapsed  # the 2 s drain, then the lifespan's own shutdown
+        assert elapsed < 2 + 5, elapsed  # the 2 s drain, then the lifespan's own shutdown (not the broker's 60 s)
     finally:
         if proc.returncode is None:
             proc.kill()
