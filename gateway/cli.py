@@ -195,8 +195,6 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
     config = _load_or_fail(config_path) if config_path is not None else None
     _check_bind(config, host, allow_remote)
     sock = _listen(host, port)  # before any venue starts: a busy port is one line
-    for warning in posture_warnings(config) if config is not None else []:
-        log.warning("configuration: %s", warning)
     runner: SandboxRunner | None = None
     try:
         if config is None:
@@ -213,6 +211,9 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
             app.state.registry.claim()  # one process per IBKR login without Redis: refused in one line
         except LoginInUse as exc:
             raise click.ClickException(str(exc)) from None
+        if config_path is not None:  # once the start cannot be refused any more: a refusal stays one line
+            for warning in posture_warnings(config):
+                log.warning("configuration: %s", warning)
         # no per-message deflate: a zlib context per WebSocket costs more memory than the small events save.
         # uvicorn's access log is process-wide: on, it would also list every request to the sandbox venues.
         # log_config=None: the CLI's logging (level, text or JSON) applies to uvicorn's lines too.
