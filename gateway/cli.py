@@ -62,6 +62,7 @@ def _default_venues() -> list[str]:
 DEMO_VENUE_OPTIONS = {"ibkr": {"pacing": {"slow_window": 0.1, "global_limit": 100}}}
 
 #: seconds ``serve`` waits, after Ctrl-C or SIGTERM, for open requests and streams before cancelling them
+#: (the default of ``[transport] shutdown_timeout``)
 GRACEFUL_SHUTDOWN = 10.0
 
 
@@ -216,7 +217,7 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
         # uvicorn's access log is process-wide: on, it would also list every request to the sandbox venues.
         # log_config=None: the CLI's logging (level, text or JSON) applies to uvicorn's lines too.
         server = _Server(uvicorn.Config(app, lifespan="on", ws_per_message_deflate=False, access_log=access_log,
-                                        log_config=None, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+                                        log_config=None, timeout_graceful_shutdown=config.transport.shutdown_timeout,
                                         ws_max_size=config.limits.max_ws_frame_bytes))
         adopt_uvicorn_loggers(access_log=access_log)  # the venues' uvicorn configs installed their own
         with _stop_on_signals(server):

@@ -61,7 +61,11 @@ class ConnectionConfig(BaseModel):
     max_age: dict[Literal["orders", "positions", "balances"], float] = Field(default_factory=dict)
     breaker_threshold: int = Field(5, ge=1, le=1000)   # failures in a row that open the circuit
     breaker_reset: float = Field(30.0, gt=0)          # seconds the circuit stays open before a probe
-    cost_weight: float | None = Field(None, gt=0, le=1_000)  # cost of one upstream request; broker default if unset
+    # cost analysis (gateway/graphql/cost.py): weight of one request, assumed accounts and allocation
+    # groups; the broker's default when unset
+    cost_weight: float | None = Field(None, gt=0, le=1_000)
+    cost_accounts: int | None = Field(None, ge=0, le=100_000)
+    cost_groups: int | None = Field(None, ge=0, le=100_000)
     options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("max_age")
@@ -115,9 +119,8 @@ class LimitsConfig(BaseModel):
     ``max_ws_frame_bytes``: one WebSocket message; ``max_variables_depth`` / ``max_list_length`` /
     ``max_string_length``: nesting, list items and characters of any one value in ``variables`` or in the
     document's literals, checked before execution; ``max_document_length``: characters of the document,
-    checked before it is parsed. ``max_cost``: the estimated upstream requests of one
-    operation (``QUERY_TOO_COMPLEX`` beyond); the estimate assumes ``cost_assumed_accounts`` accounts per
-    connection and ``cost_assumed_groups`` allocation groups per connection (gateway/graphql/cost.py).
+    checked before it is parsed. ``max_cost``: the estimated upstream requests of one operation,
+    weighted per connection (``QUERY_TOO_COMPLEX`` beyond; gateway/graphql/cost.py).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -137,8 +140,6 @@ class LimitsConfig(BaseModel):
     max_string_length: int = Field(10_000, ge=64, le=10_000_000)
     max_document_length: int = Field(100_000, ge=1_000, le=100_000_000)   # characters of a GraphQL document
     max_cost: float = Field(1_000, gt=0)
-    cost_assumed_accounts: int = Field(25, ge=1, le=10_000)
-    cost_assumed_groups: int = Field(5, ge=0, le=10_000)
 
 
 class EventsConfig(BaseModel):

@@ -13,7 +13,7 @@
   is refused with 400 ``CSRF_REFUSED`` unless it carries a non-empty
   header of ``[transport] csrf_required_headers`` (default ``x-graphql-csrf``, ``apollo-require-preflight``,
   ``x-apollo-operation-name``). The explorer page (GET with ``Accept: text/html``) is not an operation and
-  is served. With such a header, a ``text/plain`` body is read as JSON;
+  is served. With such a header, a ``text/plain`` body (or one without a content type) is read as JSON;
 * WebSocket connections that have not completed ``connection_init`` are capped per client address
   (``[transport] max_unauthenticated_sockets_per_client``, default 20); one more is closed at once with
   1013 (try again later).
@@ -150,7 +150,7 @@ class TransportGuard:
             names = ", ".join(h.decode() for h in self.csrf_headers)
             return json_error(400, "refused as a possible cross-site request forgery: send Content-Type: "
                                    f"application/json, or a non-empty header of: {names}", "CSRF_REFUSED")
-        if essence == "text/plain" and method == "POST":  # preflighted by the header: the body is JSON
+        if essence in ("", "text/plain") and method == "POST":  # preflighted by the header: the body is JSON
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
             scope["headers"].append((b"content-type", b"application/json"))
         return None

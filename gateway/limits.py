@@ -3,7 +3,8 @@
 * :class:`BodyLimitMiddleware` (ASGI) refuses an HTTP request whose ``Content-Length`` exceeds
   ``limits.max_body_bytes`` at once, and one without (chunked) as soon as the bytes received pass it:
   ``413`` with ``{"errors": [{"message": ..., "extensions": {"code": "PAYLOAD_TOO_LARGE", "limit": N}}]}``;
-  the rest of the body is never read. A WebSocket message larger than ``limits.max_ws_frame_bytes``
+  the rest of the body is never parsed or kept (it is dropped for at most a quarter of a second, so that the
+  client reads the answer before the connection closes). A WebSocket message larger than ``limits.max_ws_frame_bytes``
   closes the socket with code ``1009`` (message too big) before the application sees it; ``serve``
   also gives uvicorn the same ``ws_max_size``, which refuses the frame while it is being read.
 * :func:`decode_json` is the JSON decoder of the GraphQL view (HTTP bodies, ``GET`` parameters and
@@ -14,6 +15,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -23,6 +26,11 @@ __all__ = ["PAYLOAD_TOO_LARGE", "BodyLimitMiddleware", "decode_json"]
 
 #: ``extensions.code`` of a refused body
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+
+#: after a 413, what the client still sends is dropped for at most this long / this much, then the
+#: connection closes (see ``BodyLimitMiddleware._refuse``)
+LINGER_SECONDS = 0.25
+LINGER_BYTES = 16_000_000
 
 
 class _TooLarge(Exception):
@@ -61,7 +69,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await self._refuse(send, limit)
+                    await self._refuse(send, limit, receive)
                     return
         received = 0
         started = False
@@ -85,15 +93,28 @@ class BodyLimitMiddleware:
             await self.app(scope, counted, tracked)
         except _TooLarge:
             if not started:
-                await self._refuse(send, limit)
+                await self._refuse(send, limit, receive)
 
     @staticmethod
-    async def _refuse(send: Send, limit: int) -> None:
+    async def _refuse(send: Send, limit: int, receive: Receive) -> None:
+        """The 413, then a short lingering close: the answer is sent whole at once, then what the client
+        still sends is read and dropped for at most ``LINGER_SECONDS`` / ``LINGER_BYTES`` before the
+        connection closes. Closing with unread data would send a TCP reset, which can destroy the
+        answer in the client's receive buffer before it is read (nginx's lingering close, the same)."""
         body = _refusal(limit)
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": body, "more_body": True})  # the client has it all
+        dropped = 0
+        with contextlib.suppress(TimeoutError, _TooLarge, OSError):
+            async with asyncio.timeout(LINGER_SECONDS):
+                while dropped < LINGER_BYTES:
+                    message = await receive()
+                    if message["type"] != "http.request" or not message.get("more_body", False):
+                        break
+                    dropped += len(message.get("body", b""))
+        await send({"type": "http.response.body", "body": b""})
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.max_ws_bytes

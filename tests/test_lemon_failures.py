@@ -83,7 +83,7 @@ async def test_http_500_is_broker_unavailable(venue: SandboxRunner, flaky: Runni
 
 async def test_slow_broker_answers_within_the_timeout(venue: SandboxRunner, flaky: RunningGateway) -> None:
     control = SandboxControl(venue.base_urls["lemon"])
-    await control.fault(delay=30, path="/v1/account")
+    await control.fault(delay=2 * TIMEOUT + 3, path="/v1/account")  # longer than an answer may take, short teardown
     started = time.monotonic()
     body = await flaky.client().run("Dashboard", timeout=20)
     elapsed = time.monotonic() - started

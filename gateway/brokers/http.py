@@ -19,14 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import json
 import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import simplejson
@@ -34,6 +33,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from .. import wire_numbers
 from ..config import ConnectionConfig
 from ..domain.errors import (
     BadResponse,
@@ -176,9 +176,15 @@ class HttpClient:
             await self._session.close()
 
     def url(self, path: str) -> str:
-        """``path`` relative to the base URL (no leading slash), or an absolute URL kept as is."""
-        if path.startswith(("http://", "https://")):
-            return path
+        """``path`` relative to the base URL (no leading slash), or an absolute URL (a broker's paging
+        link) kept as is when it has the base URL's origin (scheme, host and port). Raises
+        ``BadResponse`` for an absolute URL of another origin: the connection's credentials are sent
+        to its own broker only, wherever an answer points."""
+        if path.startswith(("http://", "https://")) or "://" in path.split("?", 1)[0]:
+            if same_origin(path, self.base_url):
+                return path
+            raise BadResponse("the broker's answer links to another origin; the link is not followed (the "
+                              "connection's credentials go to its own broker only)", connection=self.connection)
         return self.base_url + path.lstrip("/")
 
     def _relative(self, url: str) -> str:
@@ -277,8 +283,9 @@ class HttpClient:
                     if not first:
                         first.append(asyncio.get_running_loop().time())
                     try:
+                        # never a redirect: aiohttp would resend the auth headers to wherever it points
                         async with self.session.request(method, url, params=params, json=json_body, headers=hdrs,
-                                                        timeout=timeout) as resp:
+                                                        timeout=timeout, allow_redirects=False) as resp:
                             text = await resp.text()
                             response = HttpResponse(resp.status, resp.headers, self._decode(text, resp.status, url),
                                                     url)
@@ -297,7 +304,11 @@ class HttpClient:
         return response
 
     def _raise_for(self, method: str, url: str, response: HttpResponse) -> None:
-        """The broker's error for ``response`` (the adapter's ``map_error``), a 5xx or a 429."""
+        """The broker's error for ``response`` (the adapter's ``map_error``), a 5xx or a 429; a
+        redirect (3xx) is a ``BadResponse``: it is never followed."""
+        if 300 <= response.status < 400:
+            raise BadResponse(f"{method} {self._path(url)} answered a redirect (HTTP {response.status}); redirects "
+                              "are not followed", connection=self.connection)
         error = self.map_error(response)
         if error is not None:
             error.with_connection(self.connection)
@@ -312,10 +323,10 @@ class HttpClient:
                                     retry_after=retry_after_seconds(response.headers))
 
     def _decode(self, text: str, status: int, url: str) -> Any:
-        if not text.strip():
+        if not text.strip() or 300 <= status < 400:  # a redirect's body is not read: _raise_for refuses it
             return None
         try:
-            return json.loads(text, parse_float=Decimal)
+            return wire_numbers.loads(text)  # numbers bounded: 1e1000000 would stall an adapter's conversion
         except ValueError:
             if status >= 500 or status == 429:
                 return None  # an HTML error page from a proxy: the status tells what happened
@@ -327,6 +338,17 @@ class HttpClient:
         rest = url.split("://", 1)[-1]
         path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
         return path.split("?", 1)[0]
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """Whether ``url`` has the scheme, host and port of ``base_url`` (default ports made explicit)."""
+    a, b = urlsplit(url), urlsplit(base_url)
+    ports = {"http": 80, "https": 443}
+    try:
+        return (a.scheme.lower(), (a.hostname or "").lower(), a.port or ports.get(a.scheme.lower())) == \
+            (b.scheme.lower(), (b.hostname or "").lower(), b.port or ports.get(b.scheme.lower())) and not a.username
+    except ValueError:  # an invalid port
+        return False
 
 
 async def gather_settled(*aws: Any) -> list[Any]:

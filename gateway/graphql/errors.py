@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
@@ -136,6 +137,9 @@ class ErrorCodes(SchemaExtension):
         if err.extensions and "code" in err.extensions:
             return err
         original = err.original_error
+        if isinstance(original, MissingQueryError):
+            return GraphQLError("no GraphQL query in the request", nodes=err.nodes, path=err.path,
+                                extensions={"code": "BAD_REQUEST"})
         if isinstance(original, InvalidOperationTypeError | CannotGetOperationTypeError):
             return GraphQLError(_wrong_transport(original), nodes=err.nodes, path=err.path,
                                 extensions={"code": "BAD_REQUEST"})

@@ -24,6 +24,7 @@ from ..config import LimitsConfig
 from .account.types import Account
 from .allocation_group.types import AllocationGroup
 from .connection.types import BrokerConnection
+from .cost import cost_limit
 from .datetimes import DATETIME_SCALAR
 from .errors import ErrorCodes, MaskedErrorCodes
 from .input_limits import document_limit, input_limits
@@ -128,6 +129,7 @@ def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = Tr
         lambda: _ParserCache(maxsize=256),
         lambda: _ValidationCache(maxsize=256),
         input_limits(limits),  # after validation, before execution: sizes of variables and literals
+        cost_limit(limits),  # ... and the estimated upstream cost
     ]
     if not introspection:
         extensions.append(DisableIntrospection)

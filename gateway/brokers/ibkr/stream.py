@@ -15,14 +15,13 @@ REST read is also what re-synchronises. The iterator never ends by itself.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from ... import wire_numbers
 from ...domain.errors import BadResponse, GatewayError
 from ...domain.keys import AccountKey
 from ...domain.models import Order
@@ -79,7 +78,7 @@ async def _socket(adapter: IbkrAdapter, account: AccountKey) -> AsyncIterator[Or
             if message.type is not aiohttp.WSMsgType.TEXT:
                 break
             try:
-                frame = json.loads(message.data, parse_float=Decimal)
+                frame = wire_numbers.loads(message.data)
             except ValueError:
                 continue
             if not isinstance(frame, dict):
