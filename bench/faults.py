@@ -48,17 +48,18 @@ from tests.placement_drive import (  # noqa: E402
 )
 
 
-async def main(per_broker: int, extra: bool, upstream_timeout: float, seed: int) -> None:
+async def main(per_broker: int, extra: bool, upstream_timeout: float, seed: int, brokers: tuple[str, ...]) -> None:
     rates = {"timeout": 0.1, "reset_after": 0.1, "non_json": 0.1}
     if extra:
         rates.update({"reset_before": 0.05, "error_5xx": 0.05})
-    runner = SandboxRunner(list(BROKERS), config=EngineConfig.fast(),
+    runner = SandboxRunner(list(brokers), config=EngineConfig.fast(),
                            venue_options={**TEST_VENUE, "ibkr": {"pacing": {"enabled": False}}})
     await runner.start()
-    proxies = {b: FaultProxy(runner.base_urls[b], dict(rates), seed=seed + i, hold=30.0) for i, b in enumerate(BROKERS)}
+    proxies = {b: FaultProxy(runner.base_urls[b], dict(rates), seed=seed + BROKERS.index(b), hold=30.0)
+               for b in brokers}
     for proxy in proxies.values():
         await proxy.start()
-    connections = {b: connection(runner, b, proxies[b].url, timeout=upstream_timeout) for b in BROKERS}
+    connections = {b: connection(runner, b, proxies[b].url, timeout=upstream_timeout) for b in brokers}
     config = GatewayConfig.model_validate({"profile": "development", "connections": connections})
     print(f"faults per request: {rates}; {per_broker} logical orders per broker; timeout {upstream_timeout:g} s")
     print("| broker | logical orders | venue orders | duplicated | extra | lost | not placed, live | unresolved "
@@ -68,7 +69,7 @@ async def main(per_broker: int, extra: bool, upstream_timeout: float, seed: int)
     try:
         async with running_gateway(config) as gateway:
             client = gateway.client()
-            for broker in BROKERS:
+            for broker in brokers:
                 proxy = proxies[broker]
                 account = await account_ids(client, broker)
                 started = time.monotonic()
@@ -106,5 +107,6 @@ if __name__ == "__main__":
     parser.add_argument("--extra", action="store_true", help="also 5 %% resets before forwarding and 502s")
     parser.add_argument("--timeout", type=float, default=1.0, help="each connection's timeout, seconds")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--brokers", default=",".join(BROKERS), help="comma-separated, of " + ",".join(BROKERS))
     args = parser.parse_args()
-    asyncio.run(main(args.per_broker, args.extra, args.timeout, args.seed))
+    asyncio.run(main(args.per_broker, args.extra, args.timeout, args.seed, tuple(args.brokers.split(","))))

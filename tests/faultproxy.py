@@ -127,6 +127,7 @@ class FaultProxy:
             self.counts[kind] += 1
         if kind == "timeout":
             await asyncio.sleep(self.hold)
+            return self._reset(request)  # never forwarded, as documented (``timeout_after`` forwards)
         if kind == "slow":
             await asyncio.sleep(self.delay)
         if kind == "reset_before":

@@ -154,6 +154,8 @@ class Tally:
     unresolved: int
     finals: Counter[str]
     problems: list[str]
+    #: every answer of every attempt, by ``__typename``
+    seen: Counter[str] = field(default_factory=Counter)
 
     @property
     def clean(self) -> bool:
@@ -198,5 +200,6 @@ async def tally(control: SandboxControl, broker: str, logicals: list[Logical]) -
             problems.append(f"{lg.key}: venue holds {ids}, final answer {final}")
         if ids and final["__typename"] in ("BrokerUnavailable", "OrderRejected"):
             not_placed_live += 1
+    seen = Counter(a["__typename"] for lg in logicals for a in lg.answers)
     return Tally(len(logicals), sum(len(v) for v in held.values()), duplicated, extra, lost, not_placed_live,
-                 unresolved, finals, problems)
+                 unresolved, finals, problems, seen)

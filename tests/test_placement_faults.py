@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.config import GatewayConfig
+from gateway.graphql.order.mutations import NO_ORDER_YET
 from gateway.idempotency import RedisIdempotencyStore
 from gateway.sandbox.engine import EngineConfig
 from gateway.sandbox.venue import SandboxRunner
@@ -89,6 +90,14 @@ async def test_logical_orders_under_faults_are_placed_exactly_once(venues: Sandb
                 else:
                     assert lg.final["__typename"] == "OrderOutcomeUnknown" and lg.final["clientOrderId"] == lg.cid, lg
             assert counted.unresolved <= 10, counted.finals
+            # every attempt was the order, unknown, or "nothing was placed" where that is known: before any
+            # attempt of the key may have sent the order (a read before sending failed), or checked at the broker
+            assert set(counted.seen) <= {"OrderPlaced", "OrderOutcomeUnknown", "BrokerUnavailable"}, counted.seen
+            for lg in logicals:
+                kinds = [a["__typename"] for a in lg.answers]
+                for i, answer in enumerate(lg.answers):
+                    if answer["__typename"] == "BrokerUnavailable" and "OrderOutcomeUnknown" in kinds[:i]:
+                        assert NO_ORDER_YET in answer["message"], (lg.key, lg.answers)
 
             proxy.rates = {}  # the network is well again: asked again, each key is its one order
             unresolved = [lg for lg in logicals if lg.final["__typename"] != "OrderPlaced"]

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
-from ..domain.errors import OperationFailed, OrderOutcomeUnknown, RateLimitExceeded
+from ..domain.errors import GatewayError, OperationFailed, OrderOutcomeUnknown, RateLimitExceeded
 from ..domain.models import Order
 from . import budget
 
@@ -56,9 +56,11 @@ def _own_spending() -> Iterator[None]:
 
 
 async def find_placed(lookup: Callable[[], Awaitable[Order | None]], *, visibility: float = DEFAULT_VISIBILITY,
-                      what: str = "order") -> tuple[Order | None, bool]:
+                      what: str = "order", first_answer: bool = False) -> tuple[Order | None, bool]:
     """Look the order up with ``lookup()`` (fresh reads) until it is found or ``visibility`` seconds
-    have passed (never past the operation's deadline less a margin to answer).
+    have passed (never past the operation's deadline less a margin to answer); with ``first_answer``,
+    only until one look-up reads the broker's answer (a check before sending, not a wait for an
+    order written moments ago). A look-up that fails (any ``GatewayError``) is tried again.
 
     Returns ``(order, complete)``: the order or ``None``; ``complete`` is whether at least one look-up
     read the broker's whole answer (``False``: every look-up failed, so "not found" means nothing).
@@ -75,9 +77,9 @@ async def find_placed(lookup: Callable[[], Awaitable[Order | None]], *, visibili
             try:
                 found = await lookup()
                 complete = True
-                if found is not None:
+                if found is not None or first_answer:
                     return found, True
-            except OperationFailed as exc:
+            except GatewayError as exc:
                 log.info("look-up of %s failed: %s", what, exc.message)
             if loop.time() + pause >= end:
                 return None, complete

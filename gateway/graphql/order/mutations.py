@@ -34,7 +34,10 @@ from ..scalars import Decimal
 from .types import Order
 from .validation import check_expiry, check_instrument, check_prices, check_quantity, check_text
 
-__all__ = ["Lookup", "OrderMutations", "place"]
+__all__ = ["NO_ORDER_YET", "Lookup", "OrderMutations", "place"]
+
+#: added to a failure before sending, after an earlier attempt with the key, when the broker was asked
+NO_ORDER_YET = "the broker holds no order with this idempotencyKey"
 
 #: (client order id) → the order it placed, or ``None``
 Lookup = Callable[[str], Awaitable["DomainOrder | None"]]
@@ -122,7 +125,8 @@ async def place(ctx: Context, adapter: BaseAdapter, kind: str, build: object, pa
         if isinstance(claim.result, OrderKey):
             return await adapter.fetch_order(claim.result)
         if lookup is not None and not adapter.unique_client_ids:
-            found, complete = await find_placed(lambda: lookup(cid), visibility=0.0, what=cid)
+            found, complete = await find_placed(lambda: lookup(cid), visibility=adapter.visibility, what=cid,
+                                                first_answer=True)
             if found is not None:
                 claim.record(found.key)
                 return found
@@ -135,14 +139,18 @@ async def place(ctx: Context, adapter: BaseAdapter, kind: str, build: object, pa
             outcome: PlaceOutcome = await build(cid)  # type: ignore[operator]
         except OrderOutcomeUnknown:
             raise
-        except OperationFailed:
-            if not claim.attempted or lookup is None or not adapter.unique_client_ids:
-                raise  # nothing sent now, and nothing placed before (or just looked up: none)
+        except OperationFailed as exc:
+            if not claim.attempted or lookup is None:
+                raise  # nothing sent now, and no earlier attempt
+            if not adapter.unique_client_ids:  # looked up just before sending: none
+                exc.message += f"; {NO_ORDER_YET}"
+                raise
             found, complete = await find_placed(lambda: lookup(cid), visibility=adapter.visibility, what=cid)
             if found is not None:
                 claim.record(found.key)
                 return found
             if complete:
+                exc.message += f"; {NO_ORDER_YET}"
                 raise
             raise OrderOutcomeUnknown("an earlier request with this idempotencyKey may have placed the order and "
                                       "the broker's orders could not be read", client_order_id=cid,
