@@ -26,6 +26,7 @@ from .brokers.runtime import Runtime
 from .config import GatewayConfig
 from .disconnect import CancelOnDisconnect
 from .events import Events
+from .events.fanout import Fanout, grouped_ws_handler
 from .events.metrics import GatewayMetrics
 from .graphiql import ASSET_PREFIX, explorer_page, explorer_tabs, static_files, wants_explorer_page
 from .graphql.context import Context
@@ -52,7 +53,8 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         if config.allow_legacy_ws_protocol:
             protocols.append(GRAPHQL_WS_PROTOCOL)
         self.persisted = persisted or PersistedOperations.from_config(config)
-        self.graphql_transport_ws_handler_class = persisted_ws_handler(self.persisted)  # hash-only subscribe
+        # hash-only subscribe; subscriptions run once per group of identical ones (gateway.events.fanout)
+        self.graphql_transport_ws_handler_class = grouped_ws_handler(persisted_ws_handler(self.persisted))
         first = [self.persisted.extension(), *(telemetry.schema_extensions() if telemetry else [])]
         super().__init__(
             build_schema(config.limits, introspection=config.development, extensions_first=first),
@@ -69,6 +71,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         self.idempotency = idempotency
         self.events = events
         self.key_slots: dict[str, asyncio.Semaphore] = {}  # each API key's share of upstream requests
+        self.fanout = Fanout(self.schema, send_queue_limit=config.events.send_queue_limit)
 
     async def render_graphql_ide(self, request: Request) -> Response:  # type: ignore[override]
         """The gateway's own explorer page (vendored assets, tabs from ``queries/``)."""
@@ -194,6 +197,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.registry = registry
     app.state.events = events
+    app.state.fanout = graphql_app.fanout  # subscription groups and their execution count
     app.state.persisted = graphql_app.persisted
     app.state.telemetry = telemetry
     app.add_middleware(CancelOnDisconnect)  # work for a client that has gone stops
