@@ -10,6 +10,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -80,10 +81,14 @@ def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = Tr
     """The schema with the security extensions configured from ``limits``; ``extensions_first`` run
     before them (persisted operations fill in the document, tracing opens the operation's span)."""
     limits = limits or LimitsConfig()
+    # the limiters' validation rules are classes made when a limiter is built: build them once, so that
+    # every request validates with the same rules and the validation cache (keyed on them) hits
+    depth_rules = QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
+    alias_rules = MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
     extensions: list[object] = [
         *extensions_first,
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules(depth_rules),
+        lambda: AddValidationRules(alias_rules),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         ErrorCodes,
         # a frontend sends the same few documents: parse and validate each once (bounded caches)
