@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -175,7 +176,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "connections": sorted(registry.adapters),
                              "subscriptions": int(events.metrics.active_subscriptions._value.get()),
-                             "watchers": events.watchers.active})
+                             "watchers": events.watchers.active, "pid": os.getpid()})
 
     async def readyz(request: Request) -> Response:
         ready, body = readiness(registry, started=phase["started"], stopping=phase["stopping"])
