@@ -252,7 +252,7 @@ def serve(config_path: str | None, host: str, port: int, venues: str | None, acc
     """Start the gateway (against the sandbox when no --config is given).
 
     Ctrl-C (or SIGTERM) stops it gracefully: open subscriptions are closed, in-flight requests finish;
-    a second Ctrl-C stops without waiting. With ``--workers N``, N processes serve the same port on the
+    a second Ctrl-C stops without waiting. With --workers N, N processes serve the same port on the
     Redis event bus: a subscriber on any worker receives every event, and each watched account has one
     watcher across all of them (a Redis lease per account).
     """
