@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from .brokers.runtime import Runtime
 from .config import GatewayConfig
 from .disconnect import CancelOnDisconnect
 from .events import Events
+from .events.fanout import Fanout, grouped_ws_handler
 from .events.metrics import GatewayMetrics
 from .graphiql import ASSET_PREFIX, explorer_page, explorer_tabs, static_files, wants_explorer_page
 from .graphql.context import Context
@@ -57,9 +59,10 @@ class GatewayGraphQL(StrictView, GraphQL):  # type: ignore[type-arg]
         if config.allow_legacy_ws_protocol:
             protocols.append(GRAPHQL_WS_PROTOCOL)
         self.persisted = persisted or PersistedOperations.from_config(config)
-        # hash-only subscribe; a message that is not a JSON object closes with 4400
-        self.graphql_transport_ws_handler_class = strict_ws_handler(persisted_ws_handler(self.persisted),
-                                                             masked=not config.development)
+        # hash-only subscribe; subscriptions run once per group of identical ones (gateway.events.fanout);
+        # a message that is not a JSON object closes with 4400
+        self.graphql_transport_ws_handler_class = strict_ws_handler(
+            grouped_ws_handler(persisted_ws_handler(self.persisted)), masked=not config.development)
         first = [self.persisted.extension(), *(telemetry.schema_extensions() if telemetry else [])]
         super().__init__(
             build_schema(config.limits, introspection=config.development, extensions_first=first),
@@ -77,6 +80,7 @@ class GatewayGraphQL(StrictView, GraphQL):  # type: ignore[type-arg]
         self.idempotency = idempotency
         self.events = events
         self.key_slots: dict[str, asyncio.Semaphore] = {}  # each API key's share of upstream requests
+        self.fanout = Fanout(self.schema, send_queue_limit=config.events.send_queue_limit)
 
     async def render_graphql_ide(self, request: Request) -> Response:  # type: ignore[override]
         """The gateway's own explorer page (vendored assets, tabs from ``queries/``)."""
@@ -189,7 +193,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "ok", "connections": sorted(registry.adapters),
                              "subscriptions": int(events.metrics.active_subscriptions._value.get()),
-                             "watchers": events.watchers.active})
+                             "watchers": events.watchers.active, "pid": os.getpid()})
 
     async def readyz(request: Request) -> Response:
         ready, body = readiness(registry, started=phase["started"], stopping=phase["stopping"])
@@ -217,6 +221,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=json_http_errors())
     app.state.registry = registry
     app.state.events = events
+    app.state.fanout = graphql_app.fanout  # subscription groups and their execution count
     app.state.persisted = graphql_app.persisted
     app.state.telemetry = telemetry
     app.add_middleware(CancelOnDisconnect)  # work for a client that has gone stops

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -266,14 +267,56 @@ def main(log_level: str, log_format: str) -> None:
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every HTTP request.")
 @click.option("--allow-remote", is_flag=True,
               help="Let the development profile (no API key needed) listen on a non-loopback address.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes sharing the port (needs --config with [events] backend = \"redis\").")
 def serve(config_path: str | None, host: str, port: int, venues: str | None, access_log: bool,
-          allow_remote: bool) -> None:
+          allow_remote: bool, workers: int) -> None:
     """Start the gateway (against the sandbox when no --config is given).
 
     Ctrl-C (or SIGTERM) stops it gracefully: open subscriptions are closed, in-flight requests finish;
-    a second Ctrl-C stops without waiting.
+    a second Ctrl-C stops without waiting. With --workers N, N processes serve the same port on the
+    Redis event bus: a subscriber on any worker receives every event, and each watched account has one
+    watcher across all of them (a Redis lease per account).
     """
+    if workers > 1:
+        _serve_workers(config_path, host, port, workers, access_log, allow_remote)
+        return
     asyncio.run(_serve(config_path, host, port, venues.split(",") if venues else None, access_log, allow_remote))
+
+
+_CONFIG_ENV = "BROKER_GATEWAY_WORKER_CONFIG"
+
+
+def worker_app() -> Any:
+    """The app of one ``--workers`` process (a uvicorn factory: the configuration path comes in
+    ``BROKER_GATEWAY_WORKER_CONFIG``)."""
+    from .app import create_app
+
+    config = _load_or_fail(os.environ[_CONFIG_ENV])
+    return create_app(config)
+
+
+def _serve_workers(config_path: str | None, host: str, port: int, workers: int, access_log: bool,
+                   allow_remote: bool = False) -> None:
+    """``workers`` uvicorn processes on one port. Refused without a configuration whose events go
+    through Redis: with the memory bus each process would have a stream of its own (a mutation on one
+    worker unseen by subscribers on another, resume tokens that mean nothing elsewhere)."""
+    if config_path is None:
+        raise click.ClickException("--workers needs --config (the sandbox runs in one process)")
+    config = _load_or_fail(config_path)
+    if config.events.backend != "redis":
+        raise click.ClickException('--workers needs [events] backend = "redis" (with redis_url): the workers share '
+                                   "the event stream, the watchers' leases and the broker sessions through it")
+    _check_bind(config, host, allow_remote)
+    sock = _listen(host, port)
+    bound = sock.getsockname()[1]
+    sock.close()
+    os.environ[_CONFIG_ENV] = str(Path(config_path).resolve())
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound}/graphql"
+    click.echo(f"GraphQL endpoint: {url} ({workers} workers)" + ("" if config.development else " (API key required)"))
+    uvicorn.run("gateway.cli:worker_app", factory=True, host=host, port=bound, workers=workers, lifespan="on",
+                ws_per_message_deflate=False, access_log=access_log, log_config=None,
+                timeout_graceful_shutdown=config.transport.shutdown_timeout, ws_max_size=config.limits.max_ws_frame_bytes)
 
 
 @main.command()

@@ -146,7 +146,8 @@ class EventsConfig(BaseModel):
     """Order-status events: ``backend = "redis"`` (with ``redis_url``) shares them between replicas.
 
     Intervals are seconds: ``fast_interval`` polls accounts with working orders, ``slow_interval`` the
-    others; ``retention`` is how many events a resume can replay.
+    others; ``retention`` is how many events a resume can replay; ``send_queue_limit`` is how many
+    messages may wait for one WebSocket before it is closed as a slow consumer (code 4008).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -162,6 +163,7 @@ class EventsConfig(BaseModel):
     lease_ttl: float = Field(10.0, gt=0)
     linger: float = Field(2.0, ge=0)
     keep_alive_interval: float = Field(15.0, gt=0)
+    send_queue_limit: int = Field(1000, ge=1)  # messages waiting for one WebSocket; beyond, it is closed (4008)
 
     @model_validator(mode="after")
     def _redis(self) -> EventsConfig:

@@ -52,6 +52,7 @@ class Context:
     key_slots: asyncio.Semaphore | None = None  # the API key's share of upstream requests (one per key)
     request: Any = None
     connection_params: dict[str, Any] | None = None  # the WebSocket connection_init payload
+    grouped: bool = False  # a subscription group's context: the group's members are counted, not its stream
 
     def begin_operation(self) -> tuple[Token[Any], ...]:
         """Open a fresh scope for the operation running in the current task: its loaders, its

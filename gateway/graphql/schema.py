@@ -11,6 +11,7 @@ from typing import Any
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -118,10 +119,14 @@ def build_schema(limits: LimitsConfig | None = None, *, introspection: bool = Tr
     suggestions in error messages."""
     limits = limits or LimitsConfig()
     masked = not introspection if mask_errors is None else mask_errors
+    # the limiters' validation rules are classes made when a limiter is built: build them once, so that
+    # every request validates with the same rules and the validation cache (keyed on them) hits
+    depth_rules = _DepthLimiter(max_depth=limits.max_depth).validation_rules
+    alias_rules = MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
     extensions: list[object] = [
         *extensions_first,
-        lambda: _DepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules(depth_rules),
+        lambda: AddValidationRules(alias_rules),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         MaskedErrorCodes if masked else ErrorCodes,
         document_limit(limits),  # before the lexer reads a long document

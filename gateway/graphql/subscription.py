@@ -139,7 +139,9 @@ class Subscription:
             return (key.connection, key.account_number) in wanted
 
         sub = events.bus.hub.add(accepts)  # live events queue up while the replay is read
-        events.metrics.active_subscriptions.inc()
+        counted = not ctx.grouped  # a group counts its members (gateway.events.fanout)
+        if counted:
+            events.metrics.active_subscriptions.inc()
         try:
             async with events.watchers.watching(accounts):
                 last = (0, 0)
@@ -162,4 +164,5 @@ class Subscription:
                     pending_missed = False
         finally:
             events.bus.hub.remove(sub)
-            events.metrics.active_subscriptions.dec()
+            if counted:
+                events.metrics.active_subscriptions.dec()

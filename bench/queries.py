@@ -1,0 +1,118 @@
+"""Benchmark: the gateway's CPU per query for reads of the IBKR paper venue (pacing off).
+
+* ``positions``: one document reading the positions (first 50) of the 20 IBKR sub-accounts through 20
+  aliases, ``maxAge: 0`` (every query reads the venue);
+* ``dashboard``: ``queries/Dashboard.graphql`` with ``maxAge: 0``.
+
+The gateway runs as a separate ``broker-gateway serve --config`` process; its CPU is read from
+``/proc/<pid>/stat`` (utime + stime) around N sequential queries after two warm-up ones, so the
+figure is the gateway's alone (not the venue's or the client's).
+
+    .venv/bin/python bench/queries.py --queries 20
+
+Not a test: it prints figures; bench/README.md records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from sessions import _config  # noqa: E402
+from subscribers import _cpu_s, _gateway_pid  # noqa: E402
+
+from gateway.domain.keys import AccountKey  # noqa: E402
+from gateway.graphql.ids import encode  # noqa: E402
+from gateway.sandbox.engine import EngineConfig  # noqa: E402
+from gateway.sandbox.ibkr.seed import SUB_ACCOUNTS  # noqa: E402
+from gateway.sandbox.venue import SandboxRunner  # noqa: E402
+from tests.harness import GraphQLClient, document, served_process  # noqa: E402
+
+
+def positions_document() -> str:
+    fields = ("positions(first: 50, maxAge: 0) { nodes { id quantity instrument { symbol isin brokerInstrumentId } "
+              "averagePrice { amount currency } marketValue { amount currency } } pageInfo { hasNextPage } }")
+    aliases = [f'a{n}: account(id: "{encode(AccountKey("ibkr", acct))}") {{ accountNumber {fields} }}'
+               for n, acct in enumerate(list(SUB_ACCOUNTS)[:20])]
+    return "query TwentySubs { " + " ".join(aliases) + " }"
+
+
+async def measure(gql: GraphQLClient, pid: int, query: str, variables: dict | None, n: int) -> dict[str, float]:
+    for _ in range(2):
+        body = (await gql.post(query, variables, timeout=120)).json()
+        assert not body.get("errors"), body["errors"][:2]
+    cpu = _cpu_s(pid)
+    started = time.perf_counter()
+    for _ in range(n):
+        body = (await gql.post(query, variables, timeout=120)).json()
+        assert not body.get("errors"), body["errors"][:2]
+    wall = time.perf_counter() - started
+    return {"gateway_cpu_ms_per_query": round((_cpu_s(pid) - cpu) / n * 1000, 1),
+            "wall_ms_per_query": round(wall / n * 1000, 1)}
+
+
+async def main(args: argparse.Namespace) -> None:
+    runner = SandboxRunner(["ibkr"], config=EngineConfig.fast(), venue_options={"ibkr": {"pacing": {"enabled": False}}})
+    await runner.start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            async with served_process("--config", _config(Path(folder), runner)) as (url, _):
+                pid = _gateway_pid(int(url.split(":")[2].split("/")[0]))
+                gql = GraphQLClient(url)
+                result = {
+                    "positions_20_subs": await measure(gql, pid, positions_document(), None, args.queries),
+                    "dashboard": await measure(gql, pid, document("Dashboard"), {"maxAge": 0}, args.queries),
+                }
+                print(json.dumps(result, indent=2))
+    finally:
+        await runner.stop()
+
+
+async def profile(n: int) -> None:
+    """The positions document with the gateway in this process under cProfile (the venue runs here
+    too: its frames are in the profile as ``gateway/sandbox``): the top frames by own time."""
+    import cProfile
+    import pstats
+
+    from gateway.config import GatewayConfig
+    from tests.harness import running_gateway
+
+    runner = SandboxRunner(["ibkr"], config=EngineConfig.fast(), venue_options={"ibkr": {"pacing": {"enabled": False}}})
+    await runner.start()
+    try:
+        venue = runner.venue("ibkr")
+        options = dict(venue.options)
+        options.pop("verify_tls", None)
+        config = GatewayConfig.model_validate({"profile": "development", "connections": {"ibkr": {
+            "broker": "ibkr", "base_url": runner.base_urls["ibkr"], "credentials": dict(venue.credentials),
+            "options": options, "verify_tls": False, "timeout": 10.0}}})
+        async with running_gateway(config) as gateway:
+            gql = gateway.client()
+            query = positions_document()
+            for _ in range(2):
+                await gql.post(query, timeout=120)
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(n):
+                await gql.post(query, timeout=120)
+            prof.disable()
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(r"gateway/(?!sandbox)|strawberry|graphql/", 25)
+    finally:
+        await runner.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--profile", action="store_true", help="print the positions document's profile instead")
+    args = parser.parse_args()
+    asyncio.run(profile(args.queries) if args.profile else main(args))

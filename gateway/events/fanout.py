@@ -1,0 +1,268 @@
+"""One execution per event for a group of WebSocket subscribers, and bounded per-socket send queues.
+
+Subscribers (graphql-transport-ws operations) with the same document, operation name, variables and
+visibility (the API key: the same principal sees the same accounts) form a :class:`Group`. A group
+runs the subscription once (``schema.subscribe`` with a context of its own), and for each event it
+executes the selection set once and serialises the ``payload`` once; each member receives
+``{"id": <its operation id>, "type": "next", "payload": <the same bytes>}``. A resume (``after``
+set) replays from its own position, so it forms a group of its own.
+
+Every socket has a :class:`SocketWriter`: one task writes the socket's messages in order from a
+queue of at most ``send_queue_limit`` messages. A socket whose queue is full (its client stopped
+reading, or reads slower than events arrive) is closed with code 4008 and a reason saying so; the
+client resumes with ``after``. Fan-out hands each member its message with ``put_nowait`` and yields
+to the event loop every ``yield_every`` members, so queries and mutations (the publishing one's
+response too) are not held behind a large group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from graphql import OperationType, parse
+from graphql.language import OperationDefinitionNode
+from strawberry.types.execution import PreExecutionError
+
+__all__ = ["Fanout", "Group", "SLOW_CONSUMER_CODE", "SocketWriter"]
+
+log = logging.getLogger(__name__)
+
+#: WebSocket close code for a subscriber that fell behind (4000-4999: application codes)
+SLOW_CONSUMER_CODE = 4008
+
+
+class SocketWriter:
+    """Writes one socket's messages in order from a bounded queue (see the module docstring)."""
+
+    def __init__(self, send_text: Callable[[str], Any], close: Callable[[int, str], Any], limit: int,
+                 on_overflow: Callable[[], Any] | None = None) -> None:
+        self.send_text = send_text
+        self.close_socket = close
+        self.limit = limit
+        self.on_overflow = on_overflow
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.closed = False
+        self.reason: str | None = None
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="ws-writer")
+
+    def push(self, text: str) -> bool:
+        """Queue ``text``; ``False`` (and the socket closing) when the queue is full or closed."""
+        if self.closed:
+            return False
+        if self.queue.qsize() >= self.limit:
+            self.overflow()
+            return False
+        self.queue.put_nowait(text)
+        return True
+
+    def overflow(self) -> None:
+        self.closed = True
+        self.reason = (f"slow consumer: {self.limit} messages were waiting to be sent; reconnect and resume "
+                       "with `after: <last eventId>`")
+        self.task.cancel()  # the write it waits on may never finish: the client does not read
+        if self.on_overflow is not None:
+            self.on_overflow()  # its operations end now, whatever the socket does
+        self._closing = asyncio.get_running_loop().create_task(self._close(SLOW_CONSUMER_CODE, self.reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        # the close frame follows what the socket already holds: it goes out when the client reads
+        # again, or the connection is dropped (keep-alive pings time out) and this ends with it
+        with contextlib.suppress(Exception):
+            await self.close_socket(code, reason)
+
+    async def _run(self) -> None:
+        while True:
+            text = await self.queue.get()
+            if text is None:
+                return
+            await self.send_text(text)
+
+    async def aclose(self) -> None:
+        """Stop writing (the socket is going away); what is queued is dropped."""
+        self.closed = True
+        self.task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.task
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """One operation of one socket in a group."""
+
+    op_id: str
+    writer: SocketWriter
+    prefix: str  # '{"id":<op id>,"type":"next","payload":'
+    done: asyncio.Future[list[dict[str, Any]] | None] = field(default_factory=lambda: asyncio.get_running_loop()
+                                                             .create_future())
+
+
+@lru_cache(maxsize=256)
+def _operation_type(query: str, operation_name: str | None) -> OperationType | None:
+    """The type of the operation ``operation_name`` of ``query`` (``None``: does not parse, or no such
+    operation; the ordinary path answers those)."""
+    try:
+        document = parse(query)
+    except Exception:  # noqa: BLE001 - strawberry reports the syntax error itself
+        return None
+    ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        ops = [d for d in ops if d.name is not None and d.name.value == operation_name]
+    return ops[0].operation if len(ops) == 1 else None
+
+
+class Group:
+    """Members sharing one execution of one subscription (see the module docstring)."""
+
+    def __init__(self, fanout: Fanout, key: tuple[Any, ...], query: str, variables: dict[str, Any] | None,
+                 operation_name: str | None, context: Any) -> None:
+        self.fanout = fanout
+        self.key = key
+        self.members: dict[Member, None] = {}
+        self.task = asyncio.get_running_loop().create_task(self._run(query, variables, operation_name, context),
+                                                           name="subscription-group")
+
+    async def _run(self, query: str, variables: dict[str, Any] | None, operation_name: str | None,
+                   context: Any) -> None:
+        errors: list[dict[str, Any]] | None = None
+        try:
+            stream = await self.fanout.schema.subscribe(query, variable_values=variables, context_value=context,
+                                                        operation_name=operation_name)
+            if not hasattr(stream, "__aiter__"):  # refused before execution (validation, ...)
+                errors = [e.formatted for e in (stream.errors or [])]
+                return
+            try:
+                first = True
+                async for result in stream:
+                    if first and isinstance(result, PreExecutionError):  # refused before execution
+                        errors = [e.formatted for e in (result.errors or [])]
+                        return
+                    first = False
+                    self.fanout.executions += 1
+                    body: dict[str, Any] = {"data": result.data}
+                    if result.errors:
+                        body["errors"] = [self.fanout.format_error(e) for e in result.errors]
+                    payload = json.dumps(body, default=str, separators=(",", ":"))
+                    n = 0
+                    for member in list(self.members):
+                        member.writer.push(member.prefix + payload + "}")
+                        n += 1
+                        if n % self.fanout.yield_every == 0:
+                            await asyncio.sleep(0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+        finally:
+            self.fanout.groups.pop(self.key, None)
+            for member in list(self.members):
+                if not member.done.done():
+                    member.done.set_result(errors)
+
+    def leave(self, member: Member) -> None:
+        self.members.pop(member, None)
+        if not self.members and not self.task.done():
+            self.fanout.groups.pop(self.key, None)
+            self.task.cancel()  # nobody listens: close the stream and release its watchers
+
+
+class Fanout:
+    """The groups of one app; ``executions`` counts selection-set executions of events."""
+
+    def __init__(self, schema: Any, send_queue_limit: int = 1000, yield_every: int = 64,
+                 format_error: Callable[[Any], dict[str, Any]] | None = None) -> None:
+        self.schema = schema
+        self.send_queue_limit = send_queue_limit
+        self.yield_every = yield_every
+        self.format_error = format_error or (lambda e: e.formatted)
+        self.groups: dict[tuple[Any, ...], Group] = {}
+        self.executions = 0
+
+    @staticmethod
+    def groupable(query: str | None, variables: dict[str, Any] | None, operation_name: str | None) -> bool:
+        """A subscription without ``after`` (a resume replays from its own position)."""
+        if not isinstance(query, str):
+            return False
+        if variables and variables.get("after") is not None:
+            return False
+        if _operation_type(query, operation_name) is not OperationType.SUBSCRIPTION:
+            return False
+        return "after:" not in query.replace(" ", "") or "$after" in query.replace(" ", "")
+
+    def join(self, visibility: Any, query: str, variables: dict[str, Any] | None, operation_name: str | None,
+             context: Callable[[], Any], op_id: str, writer: SocketWriter) -> tuple[Group, Member]:
+        key = (visibility, query, json.dumps(variables or {}, sort_keys=True, default=str), operation_name)
+        group = self.groups.get(key)
+        if group is None or group.task.done():
+            group = self.groups[key] = Group(self, key, query, variables, operation_name, context())
+        member = Member(op_id, writer, '{"id":' + json.dumps(op_id) + ',"type":"next","payload":')
+        group.members[member] = None
+        return group, member
+
+
+def grouped_ws_handler(base: type[Any]) -> type[Any]:
+    """``base`` (a strawberry graphql-transport-ws handler class) with its subscriptions run in groups
+    and every message written through the socket's :class:`SocketWriter`. The view must have
+    ``fanout`` (a :class:`Fanout`), ``events`` and ``context_for(principal, request)``; operations
+    that cannot be grouped (queries, mutations, resumes, documents that do not parse) run as
+    strawberry runs them."""
+
+    class GroupedTransportWSHandler(base):  # type: ignore[misc, valid-type]
+        _writer: SocketWriter | None = None
+
+        def writer(self) -> SocketWriter:
+            if self._writer is None:
+                ws = self.websocket.ws  # the Starlette WebSocket behind strawberry's adapter
+                self._writer = SocketWriter(ws.send_text, self.websocket.close, self.view.fanout.send_queue_limit,
+                                            on_overflow=self._end_operations)
+            return self._writer
+
+        async def send_message(self, message: Any) -> None:
+            self.writer().push(json.dumps(message, separators=(",", ":")))
+
+        def _end_operations(self) -> None:
+            for operation_id in list(self.operations):
+                operation = self.operations.pop(operation_id)
+                if operation.task is not None:
+                    operation.task.cancel()
+
+        async def shutdown(self) -> None:
+            try:
+                await super().shutdown()
+            finally:
+                if self._writer is not None:
+                    await self._writer.aclose()
+
+        async def run_operation(self, operation: Any) -> None:
+            fanout: Fanout = self.view.fanout
+            if not fanout.groupable(operation.query, operation.variables, operation.operation_name):
+                await super().run_operation(operation)
+                return
+            principal = self.context.principal
+            visibility = (principal.name, tuple(sorted(getattr(principal, "connections", None) or ())))
+
+            def context() -> Any:
+                made = self.view.context_for(principal, None)
+                made.grouped = True
+                return made
+
+            metrics = self.view.events.metrics
+            group, member = fanout.join(visibility, operation.query, operation.variables, operation.operation_name,
+                                        context, operation.id, self.writer())
+            metrics.active_subscriptions.inc()
+            try:
+                errors = await member.done
+            finally:
+                group.leave(member)
+                metrics.active_subscriptions.dec()
+            if errors:
+                await operation.send_operation_message({"id": operation.id, "type": "error", "payload": errors})
+            else:
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    return GroupedTransportWSHandler
