@@ -25,6 +25,7 @@ from tests.harness import GraphQLClient, RunningGateway, Subscription, document,
 @pytest.fixture
 async def gateway(lemon_url: str) -> AsyncIterator[RunningGateway]:
     config = gateway_config(lemon_connections(lemon_url), events={**FAST_EVENTS, "send_queue_limit": 50})
+    config.transport.max_unauthenticated_sockets_per_client = 500  # 200 subscribers connect at once from loopback
     async with running_gateway(config) as running:
         yield running
 
