@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,3 +108,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
+
+
+def lemon_config_file(path: Path, lemon_url: str, *, head: str = "", keys: str = '["lemon"]', more: str = "") -> Path:
+    """A configuration file at ``path``: one lemon connection to ``lemon_url`` (``more`` TOML after it)
+    and the API key ``MAIN_KEY`` for ``keys``; no ``profile`` unless ``head`` says one (production)."""
+    path.write_text(f"""{head}
+[connections.lemon]
+broker = "lemon"
+base_url = "{lemon_url}"
+credentials = {{ api_key = "{API_KEY}" }}
+rate_limit = 10000
+{more}
+[[api_keys]]
+name = "main"
+sha256 = "{ApiKeyConfig.hash_key(MAIN_KEY)}"
+connections = {keys}
+""")
+    return path

@@ -21,9 +21,7 @@ import httpx
 import pytest
 import websockets
 
-from gateway.config import ApiKeyConfig
-from gateway.sandbox.lemon import API_KEY
-from tests.conftest import MAIN_KEY
+from tests.conftest import MAIN_KEY, lemon_config_file
 from tests.harness import SandboxControl, free_port
 
 BOUND = 0.100  # seconds: the issue's bound for the refusal and for the parallel small query
@@ -47,18 +45,7 @@ class Served:
 @pytest.fixture(scope="module")
 async def served(lemon_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     path = tmp_path_factory.mktemp("bounded") / "gateway.toml"
-    path.write_text(f"""
-[connections.lemon]
-broker = "lemon"
-base_url = "{lemon_url}"
-credentials = {{ api_key = "{API_KEY}" }}
-rate_limit = 10000
-
-[[api_keys]]
-name = "main"
-sha256 = "{ApiKeyConfig.hash_key(MAIN_KEY)}"
-connections = ["lemon"]
-""")
+    lemon_config_file(path, lemon_url)
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", "serve", "--config", str(path), "--port", str(port),

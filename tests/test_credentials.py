@@ -19,7 +19,7 @@ from gateway.brokers.lemon.client import LemonClient
 from gateway.config import ApiKeyConfig, ConnectionConfig
 from gateway.domain.errors import BadResponse
 from gateway.sandbox.lemon import API_KEY
-from tests.conftest import MAIN_KEY
+from tests.conftest import MAIN_KEY, lemon_config_file
 from tests.harness import GraphQLClient, free_port, served_process
 
 TOKEN = "lemon-token-that-must-stay-home"
@@ -102,13 +102,7 @@ async def test_no_secret_reaches_the_logs_of_a_debug_run(tmp_path: Path, lemon_u
     dead_secret = "dead-broker-password-0xDEADBEEF"
     wrong_key = "wrong-key-that-should-not-be-logged"
     config = tmp_path / "gateway.toml"
-    config.write_text(f"""
-[connections.lemon]
-broker = "lemon"
-base_url = "{lemon_url}"
-credentials = {{ api_key = "{API_KEY}" }}
-rate_limit = 10000
-
+    lemon_config_file(config, lemon_url, keys='["lemon", "down"]', more=f"""
 [connections.down]
 broker = "lemon"
 base_url = "http://127.0.0.1:{free_port()}/v1/"
@@ -116,10 +110,6 @@ credentials = {{ api_key = "{dead_secret}" }}
 timeout = 0.5
 read_retries = 0
 
-[[api_keys]]
-name = "main"
-sha256 = "{ApiKeyConfig.hash_key(MAIN_KEY)}"
-connections = ["lemon", "down"]
 """)
     async with served_process("--config", str(config), "--access-log",
                               options=("--log-level", "debug")) as (url, lines):

@@ -14,25 +14,12 @@ from gateway.cli import _check_bind
 from gateway.config import ApiKeyConfig, GatewayConfig, load_config
 from gateway.posture import is_loopback, posture_warnings
 from gateway.sandbox.lemon import API_KEY
-from tests.conftest import MAIN_KEY
+from tests.conftest import MAIN_KEY, lemon_config_file
 from tests.harness import document, running_gateway, served_process
 
 
 def _file(tmp_path: Path, lemon_url: str, head: str = "", keys: str = '["lemon"]') -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text(f"""{head}
-[connections.lemon]
-broker = "lemon"
-base_url = "{lemon_url}"
-credentials = {{ api_key = "{API_KEY}" }}
-rate_limit = 10000
-
-[[api_keys]]
-name = "main"
-sha256 = "{ApiKeyConfig.hash_key(MAIN_KEY)}"
-connections = {keys}
-""")
-    return path
+    return lemon_config_file(tmp_path / "gateway.toml", lemon_url, head=head, keys=keys)
 
 
 async def test_a_configuration_file_without_profile_is_production(tmp_path: Path, lemon_url: str) -> None:
