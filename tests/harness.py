@@ -267,3 +267,18 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 10
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+async def first_account(client: GraphQLClient) -> str:
+    """The id of the first account of the first connection ``client`` sees (one small Dashboard)."""
+    data = await client.data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1})
+    return str(data["connections"][0]["accounts"][0]["id"])
+
+
+async def place_market_buy(client: GraphQLClient, account: str, **kw: Any) -> dict[str, Any]:
+    """``placeOrder``: a market buy of 1 DE0008232125 (``kw`` overrides input fields); the placed order."""
+    result = (await client.data("PlaceOrder", {"input": {
+        "accountId": account, "instrument": {"isin": "DE0008232125"}, "side": "BUY", "type": "MARKET",
+        "quantity": "1", **kw}}))["placeOrder"]
+    assert result["__typename"] == "OrderPlaced", result
+    return dict(result["order"])

@@ -19,7 +19,8 @@ from gateway.sandbox.lemon import API_KEY
 from gateway.sandbox.venue import SandboxRunner
 from tests.conftest import TEST_VENUE
 from tests.faultproxy import FaultProxy
-from tests.harness import GraphQLClient, SandboxControl, document, running_gateway
+from tests.harness import SandboxControl, document, running_gateway
+from tests.harness import first_account as _account
 
 KEY_A, KEY_B = "fair-key-a", "fair-key-b"
 
@@ -42,10 +43,6 @@ def _config(base_url: str, **lemon: Any) -> GatewayConfig:
                      {"name": "b", "sha256": ApiKeyConfig.hash_key(KEY_B), "connections": ["lemon"]}],
     })
 
-
-async def _account(client: GraphQLClient) -> str:
-    return str((await client.data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1}))["connections"][0]
-               ["accounts"][0]["id"])
 
 
 async def test_a_key_saturating_a_connection_does_not_hold_up_another_keys_query(lemon: SandboxRunner) -> None:

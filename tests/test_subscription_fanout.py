@@ -19,7 +19,8 @@ from gateway.domain.models import Instrument, Order
 from gateway.events import OrderEvent
 from gateway.events.fanout import SLOW_CONSUMER_CODE
 from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_connections
-from tests.harness import GraphQLClient, RunningGateway, Subscription, document, eventually, running_gateway
+from tests.harness import RunningGateway, Subscription, document, eventually, running_gateway
+from tests.harness import first_account as _account
 
 
 @pytest.fixture
@@ -29,9 +30,6 @@ async def gateway(lemon_url: str) -> AsyncIterator[RunningGateway]:
     async with running_gateway(config) as running:
         yield running
 
-
-async def _account(client: GraphQLClient) -> str:
-    return (await client.data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1}))["connections"][0]["accounts"][0]["id"]
 
 
 async def _subscribers(gateway: RunningGateway) -> int:

@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_connections
 from tests.harness import GraphQLClient, RunningGateway, Subscription, document, eventually, running_gateway
+from tests.harness import first_account as _account
+from tests.harness import place_market_buy as _place
 
 
 @pytest.fixture
@@ -25,16 +27,6 @@ async def fresh(lemon_url: str) -> AsyncIterator[RunningGateway]:
         yield gateway
 
 
-async def _account(client: GraphQLClient) -> str:
-    return (await client.data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1}))["connections"][0]["accounts"][0]["id"]
-
-
-async def _place(client: GraphQLClient, account: str, **kw: Any) -> dict[str, Any]:
-    result = (await client.data("PlaceOrder", {"input": {
-        "accountId": account, "instrument": {"isin": "DE0008232125"}, "side": "BUY", "type": "MARKET",
-        "quantity": "1", **kw}}))["placeOrder"]
-    assert result["__typename"] == "OrderPlaced", result
-    return result["order"]
 
 
 async def _status(client: GraphQLClient, order_id: str) -> str:
