@@ -4,10 +4,11 @@ Over real HTTP, through a fault proxy (`tests/faultproxy.py`) in front of each v
 venue holds afterwards by client order id (`tests/placement_drive.py`):
 
 * 100 logical orders per broker with idempotency keys, 10 % of requests each timing out, reset after
-  forwarding and answered non-JSON, 5 % each reset before forwarding and answered 502 after
-  forwarding; clients retry up to 3 times → no logical order has two venue orders, every final answer
-  is `OrderPlaced` naming the venue's order or `OrderOutcomeUnknown` naming the client order id, no
-  "not placed" answer for a live order; asked again without faults, every logical order is exactly
+  forwarding and answered non-JSON, 5 % each reset before forwarding, answered 502 or truncated after
+  forwarding, and answered 429 without forwarding; clients retry up to 3 times → no logical order has
+  two venue orders, every final answer is `OrderPlaced` naming the venue's order, `OrderOutcomeUnknown`
+  naming the client order id, or "not placed" (`BrokerUnavailable`) where the venue holds no order for
+  it — never for a live order; asked again without faults, every logical order is exactly
   one venue order, the one its answers name;
 * the same key after a gateway restart (memory backend) → the same order;
 * the same key on two replicas with Redis → one order, both answers name it;
@@ -26,7 +27,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.config import GatewayConfig
-from gateway.graphql.order.mutations import NO_ORDER_YET
+from gateway.graphql.order.mutations import NO_ORDER_YET, NOTHING_SENT
 from gateway.idempotency import RedisIdempotencyStore
 from gateway.sandbox.engine import EngineConfig
 from gateway.sandbox.venue import SandboxRunner
@@ -45,7 +46,8 @@ from tests.placement_drive import (
     tally,
 )
 
-FAULTS = {"timeout": 0.1, "reset_after": 0.1, "non_json": 0.1, "reset_before": 0.05, "error_5xx": 0.05}
+FAULTS = {"timeout": 0.1, "reset_after": 0.1, "non_json": 0.1, "reset_before": 0.05, "error_5xx": 0.05,
+          "truncated": 0.05, "rate_limited": 0.05}
 
 #: where each broker's order write goes (the faults the proxy's `only` narrows to, in the lease test)
 ORDER_WRITE = {"lemon": "/v1/orders", "ibkr": "/v1/api/iserver/account/", "etna": "/api/v1.0/accounts/",
@@ -83,20 +85,25 @@ async def test_logical_orders_under_faults_are_placed_exactly_once(venues: Sandb
             assert counted.duplicated == 0 and counted.extra == 0, counted.problems
             assert counted.lost == 0 and counted.not_placed_live == 0, counted.problems
             held = await held_by_cid(control, broker, {lg.cid for lg in logicals})
-            for lg in logicals:  # a final answer is the order, or honestly unknown, naming its client order id
+            for lg in logicals:  # a final answer is the order, honestly unknown naming its client order id, or
+                # (after a 429 or a reset before sending) "nothing placed" where the venue indeed holds nothing
                 if lg.final["__typename"] == "OrderPlaced":
                     assert [lg.final["order"]["brokerOrderId"]] == held[lg.cid]
                     assert lg.final["order"]["clientOrderId"] == lg.cid
+                elif lg.final["__typename"] == "BrokerUnavailable":
+                    assert held[lg.cid] == [], lg
                 else:
                     assert lg.final["__typename"] == "OrderOutcomeUnknown" and lg.final["clientOrderId"] == lg.cid, lg
             assert counted.unresolved <= 10, counted.finals
             # every attempt was the order, unknown, or "nothing was placed" where that is known: before any
-            # attempt of the key may have sent the order (a read before sending failed), or checked at the broker
+            # attempt of the key may have sent the order (every earlier unknown says nothing was sent), or
+            # checked at the broker
             assert set(counted.seen) <= {"OrderPlaced", "OrderOutcomeUnknown", "BrokerUnavailable"}, counted.seen
             for lg in logicals:
-                kinds = [a["__typename"] for a in lg.answers]
                 for i, answer in enumerate(lg.answers):
-                    if answer["__typename"] == "BrokerUnavailable" and "OrderOutcomeUnknown" in kinds[:i]:
+                    may_have_sent = any(a["__typename"] == "OrderOutcomeUnknown" and NOTHING_SENT not in a["message"]
+                                        for a in lg.answers[:i])
+                    if answer["__typename"] == "BrokerUnavailable" and may_have_sent:
                         assert NO_ORDER_YET in answer["message"], (lg.key, lg.answers)
 
             proxy.rates = {}  # the network is well again: asked again, each key is its one order

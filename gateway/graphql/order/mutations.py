@@ -34,10 +34,12 @@ from ..scalars import Decimal
 from .types import Order
 from .validation import check_expiry, check_instrument, check_prices, check_quantity, check_text
 
-__all__ = ["NO_ORDER_YET", "Lookup", "OrderMutations", "place"]
+__all__ = ["NOTHING_SENT", "NO_ORDER_YET", "Lookup", "OrderMutations", "place"]
 
 #: added to a failure before sending, after an earlier attempt with the key, when the broker was asked
 NO_ORDER_YET = "the broker holds no order with this idempotencyKey"
+#: how an ``OrderOutcomeUnknown`` says that this attempt sent nothing (the broker's orders could not be read)
+NOTHING_SENT = "nothing was sent"
 
 #: (client order id) → the order it placed, or ``None``
 Lookup = Callable[[str], Awaitable["DomainOrder | None"]]
@@ -132,7 +134,7 @@ async def place(ctx: Context, adapter: BaseAdapter, kind: str, build: object, pa
                 return found
             if not complete:
                 raise OrderOutcomeUnknown("the broker's orders could not be read to check whether this "
-                                          "idempotencyKey placed an order already; nothing was sent",
+                                          f"idempotencyKey placed an order already; {NOTHING_SENT}",
                                           client_order_id=cid, connection=adapter.connection)
         await claim.begin()
         try:
