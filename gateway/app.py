@@ -29,6 +29,7 @@ from .brokers.runtime import Runtime
 from .config import GatewayConfig
 from .disconnect import CancelOnDisconnect
 from .events import Events
+from .events.after_response import AfterResponse
 from .events.fanout import Fanout, grouped_ws_handler
 from .events.metrics import GatewayMetrics
 from .graphiql import ASSET_PREFIX, explorer_page, explorer_tabs, static_files, wants_explorer_page
@@ -224,6 +225,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
     app.state.fanout = graphql_app.fanout  # subscription groups and their execution count
     app.state.persisted = graphql_app.persisted
     app.state.telemetry = telemetry
+    app.add_middleware(AfterResponse)  # a mutation's events reach subscribers after its response is sent
     app.add_middleware(CancelOnDisconnect)  # work for a client that has gone stops
     app.add_middleware(AuthMiddleware, config=config)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.limits.max_body_bytes,  # before anything reads

@@ -21,6 +21,7 @@ from gateway.events.fanout import SLOW_CONSUMER_CODE
 from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_connections
 from tests.harness import RunningGateway, Subscription, document, eventually, running_gateway
 from tests.harness import first_account as _account
+from tests.harness import place_market_buy as _place
 
 
 @pytest.fixture
@@ -166,3 +167,41 @@ async def test_a_consumer_that_stops_reading_is_closed_with_its_reason_and_the_o
         close = await asyncio.to_thread(_close_frame, stalled)
         assert close is not None and close.code == SLOW_CONSUMER_CODE
         assert "slow consumer" in close.reason and "after" in close.reason
+
+
+async def test_a_mutations_event_reaches_subscribers_only_after_its_response_was_sent(lemon_url: str) -> None:
+    """The bus holds the event before placeOrder answers, but this process's subscribers get it (and
+    their executions and writes start) only once the response's last byte was handed to the socket."""
+    log: list[str] = []
+    gateway = RunningGateway(gateway_config(lemon_connections(lemon_url), events=FAST_EVENTS))
+    app = gateway.server.config.app
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        async def sending(message: Any) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                log.append("response sent")
+        await app(scope, receive, sending if scope["type"] == "http" else send)
+
+    gateway.server.config.app = recording  # outermost: sees the bytes as they go to uvicorn
+    await gateway.start()
+    try:
+        hub = gateway.app.state.events.bus.hub
+        dispatch = hub.dispatch
+
+        def recorded(event: OrderEvent) -> None:
+            log.append(f"handed over {event.status.name}")
+            dispatch(event)
+
+        hub.dispatch = recorded
+        client = gateway.client(MAIN_KEY)
+        account = await _account(client)
+        log.clear()
+        await _place(client, account)
+        async def both() -> bool:
+            return len(log) >= 2
+
+        await eventually(both)
+        assert log[0] == "response sent" and log[1].startswith("handed over"), log
+    finally:
+        await gateway.stop()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .after_response import after_response
 from .codec import OrderEvent, decode_event, encode_event
 
 __all__ = ["EventBus", "Hub", "MemoryBus", "RedisBus", "Subscriber", "parse_id"]
@@ -112,7 +113,7 @@ class MemoryBus(EventBus):
         self.events.append(event)
         while len(self.events) > self.retention:
             self.trimmed_upto = parse_id(self.events.popleft().event_id)
-        self.hub.dispatch(event)
+        after_response(lambda: self.hub.dispatch(event))  # a mutation's own answer goes out first
         return event.event_id
 
     async def replay(self, after: str) -> tuple[list[OrderEvent], bool]:
