@@ -239,6 +239,16 @@ async def _serve(config: Path, workers: int) -> AsyncIterator[tuple[str, int]]:
             print("".join(lines)[-3000:], file=sys.stderr)
 
 
+def _frame(frame: str) -> str:
+    """``func (path:line)`` → ``func (short path)``: lines of one function counted together."""
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0].rstrip(")")
+    for prefix in ("site-packages/", ROOT + "/", "/lib/python3.11/"):
+        if prefix in path:
+            path = path.split(prefix, 1)[1]
+    return f"{name} ({path})"
+
+
 def _top_frames(path: str, count: int = 25) -> str:
     """The ``count`` functions with the most samples on top of the stack (self) and anywhere on it
     (total), from py-spy's collapsed ("raw") output."""
@@ -249,7 +259,7 @@ def _top_frames(path: str, count: int = 25) -> str:
         stack, _, n = line.rpartition(" ")
         if not stack:
             continue
-        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        frames = [_frame(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
         hits = int(n)
         samples += hits
         if frames:
