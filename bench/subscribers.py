@@ -114,6 +114,7 @@ async def _bare(n: int, message: str, order_id: str, rounds: int, client_process
         await asyncio.sleep(0.5)
         cpu = 0.0
         latencies: list[float] = []
+        per_round: list[str] = []
         async with httpx.AsyncClient() as http:
             for r in range(rounds):
                 marker = f"bare{r:0{max(len(order_id) - 4, 1)}d}"
@@ -124,8 +125,9 @@ async def _bare(n: int, message: str, order_id: str, rounds: int, client_process
                 await asyncio.sleep(0.2)
                 cpu += _cpu_s(proc.pid) - before
                 latencies += [t - sent for t in times]
+                per_round.append(_round(times, sent))
         await pool.close()
-        return {"cpu_per_delivery": cpu / max(len(latencies), 1), "latencies": sorted(latencies)}
+        return {"cpu_per_delivery": cpu / max(len(latencies), 1), "latencies": sorted(latencies), "rounds": per_round}
     finally:
         proc.terminate()
         proc.wait()
@@ -172,6 +174,12 @@ def _sockets(pid: int) -> int:
         with contextlib.suppress(OSError):
             count += str(fd.readlink()).startswith("socket:")
     return count
+
+
+def _round(times: list[float], start: float) -> str:
+    """One order's (or broadcast's) receipts after ``start``: ``p50/p99/max`` in ms."""
+    delays = sorted(t - start for t in times) or [float("nan")]
+    return "/".join(f"{1000 * v:.0f}" for v in (statistics.median(delays), _percentile(delays, 0.99), delays[-1]))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -338,6 +346,7 @@ max_unauthenticated_sockets_per_client = 1000
 
         latencies: list[float] = []
         missing = 0
+        rounds: list[str] = []
         message, message_order = "", ""
         cpu = 0.0
         for _ in range(args.orders):
@@ -351,6 +360,7 @@ max_unauthenticated_sockets_per_client = 1000
             await asyncio.sleep(0.3)
             cpu += _cpu_all(pids) - cpu_before
             latencies += [t - responded for t in times]
+            rounds.append(_round(times, responded))
             missing += args.subscribers - len(times)
             if sample:
                 message, message_order = sample, order_id
@@ -380,6 +390,8 @@ max_unauthenticated_sockets_per_client = 1000
         "latency_max_ms": round(latencies[-1] * 1000, 1),
         "bare_latency_p50_ms": round(statistics.median(bare_latencies) * 1000, 1),
         "bare_latency_p99_ms": round(_percentile(bare_latencies, 0.99) * 1000, 1),
+        "rounds_p50_p99_max_ms": rounds,
+        "bare_rounds_p50_p99_max_ms": bare["rounds"],
         "gateway_cpu_per_delivery_us": round(cpu / len(latencies) * 1e6, 1),
         "bare_broadcast_cpu_per_delivery_us": round(bare["cpu_per_delivery"] * 1e6, 1),
         "cpu_ratio_to_bare": round(cpu / len(latencies) / bare["cpu_per_delivery"], 2)
