@@ -348,9 +348,11 @@ max_unauthenticated_sockets_per_client = 1000
         missing = 0
         rounds: list[str] = []
         message, message_order = "", ""
-        cpu = 0.0
+        cpu = client_cpu = 0.0
+        client_pids = [proc.pid for proc in pool.procs]
         for _ in range(args.orders):
             cpu_before = _cpu_all(pids)
+            client_before = _cpu_all(client_pids)
             placed = (await client.data("PlaceOrder", {"input": {
                 "accountId": account, "instrument": {"isin": "DE0008232125"}, "side": "BUY", "type": "LIMIT",
                 "limitPrice": "1.00", "quantity": "1"}}))["placeOrder"]
@@ -359,6 +361,7 @@ max_unauthenticated_sockets_per_client = 1000
             times, sample = await pool.collect(order_id)
             await asyncio.sleep(0.3)
             cpu += _cpu_all(pids) - cpu_before
+            client_cpu += _cpu_all(client_pids) - client_before
             latencies += [t - responded for t in times]
             rounds.append(_round(times, responded))
             missing += args.subscribers - len(times)
@@ -393,6 +396,7 @@ max_unauthenticated_sockets_per_client = 1000
         "rounds_p50_p99_max_ms": rounds,
         "bare_rounds_p50_p99_max_ms": bare["rounds"],
         "gateway_cpu_per_delivery_us": round(cpu / len(latencies) * 1e6, 1),
+        "client_cpu_per_delivery_us": round(client_cpu / len(latencies) * 1e6, 1),
         "bare_broadcast_cpu_per_delivery_us": round(bare["cpu_per_delivery"] * 1e6, 1),
         "cpu_ratio_to_bare": round(cpu / len(latencies) / bare["cpu_per_delivery"], 2)
         if bare["cpu_per_delivery"] else None,
