@@ -2,7 +2,8 @@
 
 Each client process (``multiprocessing``, spawned) opens its share of the sockets on its own event
 loop (uvloop) with aiohttp's compiled WebSocket reader, and parses leanly: it finds the order id in the
-raw text of each message (``"order":{"id":"…"``) and keeps, per order id, the ``time.monotonic()`` of
+raw text of each message (``"order":{"id":"…"``), with the garbage collector off once its sockets are
+open (so that no collection pause of the client's is timed), and keeps, per order id, the ``time.monotonic()`` of
 each socket's first message naming it. CLOCK_MONOTONIC is system-wide on Linux, so those times compare
 with the benchmark process's own ``time.monotonic()``. No message is decoded as JSON.
 
@@ -20,6 +21,7 @@ sockets, ``collect`` (receipt times of one order id, waiting until every socket 
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import time
 from typing import Any
@@ -89,6 +91,9 @@ async def _client(conn: Any, url: str, mode: str, count: int, subscribe: str | N
             batch = await asyncio.gather(*(open_one() for _ in range(start, min(start + 50, count))))
             sockets += batch
             readers += [asyncio.create_task(read(ws)) for ws in batch]
+        gc.collect()
+        gc.freeze()  # the sockets' objects are long-lived: no full collection walks them during a round
+        gc.disable()  # nor any pause of the client's own making while receipts are timed
         conn.send(("ready", len(sockets)))
     except Exception as exc:  # reported to the parent, which stops the run
         conn.send(("error", f"{type(exc).__name__}: {exc} after {len(sockets)} sockets"))
