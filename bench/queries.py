@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from sessions import _config  # noqa: E402
-from subscribers import _cpu_s, _gateway_pid  # noqa: E402
+from subscribers import _cpu_s  # noqa: E402
 
 from gateway.domain.keys import AccountKey  # noqa: E402
 from gateway.graphql.ids import encode  # noqa: E402
@@ -58,6 +58,26 @@ async def measure(gql: GraphQLClient, pid: int, query: str, variables: dict | No
     wall = time.perf_counter() - started
     return {"gateway_cpu_ms_per_query": round((_cpu_s(pid) - cpu) / n * 1000, 1),
             "wall_ms_per_query": round(wall / n * 1000, 1)}
+
+
+def _gateway_pid(port: int) -> int:
+    """The pid listening on ``port`` (from /proc/net/tcp and the fd tables)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        if int(parts[1].split(":")[1], 16) == port and parts[3] == "0A":
+            inodes.add(parts[9])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                target = str(fd.readlink())
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    raise RuntimeError("gateway process not found")
 
 
 async def main(args: argparse.Namespace) -> None:
