@@ -27,6 +27,7 @@ from gateway.sandbox.venue import SandboxRunner
 from tests.conftest import TEST_VENUE
 from tests.faultproxy import FaultProxy
 from tests.harness import GraphQLClient, RunningGateway, free_port, running_gateway
+from tests.placement_drive import connection
 
 SUBS = tuple(f"DU45103{n:02d}" for n in range(30, 50))
 
@@ -41,17 +42,9 @@ async def venues() -> AsyncIterator[SandboxRunner]:
 
 
 def _connection(runner: SandboxRunner, name: str, base_url: str | None = None, **over: Any) -> dict[str, Any]:
-    venue = runner.venue(name)
-    options = dict(venue.options)
-    verify = bool(options.pop("verify_tls", True))
-    if name == "ibkr":
-        options.update({"orders_repoll_delay": 0.05, "ws_url": runner.base_urls["ibkr"].replace("http", "ws") + "ws"})
-    conn: dict[str, Any] = {"broker": name, "base_url": base_url or runner.base_urls[name],
-                            "credentials": dict(venue.credentials), "options": options, "verify_tls": verify,
-                            "timeout": 2.0, "read_retries": 2, "retry_max_wait": 0.2, **over}
-    if name == "lemon":
-        conn.setdefault("rate_limit", 10_000)
-    return conn
+    """``placement_drive.connection`` with the timeouts and the breaker these tests measure against."""
+    return connection(runner, name, base_url, **{"timeout": 2.0, "connect_timeout": 3.0, "retry_max_wait": 0.2,
+                                                 "breaker_threshold": 5, **over})
 
 
 def _config(**connections: dict[str, Any]) -> GatewayConfig:
