@@ -247,7 +247,6 @@ def _redis(config: GatewayConfig) -> Any:
     """The Redis client the broker sessions share, or ``None`` without the Redis backend."""
     if config.events.backend != "redis" or not config.events.redis_url:
         return None
-    import redis.asyncio as redis
+    from .redisclient import blocking_client
 
-    pool = redis.BlockingConnectionPool.from_url(config.events.redis_url, max_connections=256, timeout=20)
-    return redis.Redis(connection_pool=pool)
+    return blocking_client(config.events.redis_url, max_connections=256)

@@ -104,9 +104,10 @@ def order_variables(broker: str, account_id: str, key: str, quantity: int = 1) -
 
 
 async def place_logical(clients: list[GraphQLClient], variables: dict[str, Any], logical: Logical,
-                        retries: int = 3, timeout: float = 30.0) -> Logical:
+                        retries: int = 3, timeout: float = 45.0) -> Logical:
     """Send one logical order, retrying up to ``retries`` times; ``clients`` are taken in turn (two
-    replicas, say)."""
+    replicas, say). The client waits ``timeout`` seconds, longer than the gateway's operation
+    deadline (30 s), so that an answer given at the deadline is read, not taken for a lost one."""
     for attempt in range(retries + 1):
         client = clients[attempt % len(clients)]
         try:

@@ -20,6 +20,7 @@ venue holds afterwards by client order id (`tests/placement_drive.py`):
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -187,8 +188,12 @@ async def test_a_placement_held_past_the_locks_first_lease_is_still_one_order(
         await proxy.stop()
 
 
-async def test_200_concurrent_keyed_placements_with_redis_are_200_orders(venues: SandboxRunner,
-                                                                        redis_url: str) -> None:
+async def test_200_concurrent_keyed_placements_with_redis_are_200_orders(venues: SandboxRunner, redis_url: str,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Every placement holds an idempotency lock and publishes its order's event through Redis: none
+    may fail for want of a Redis connection (redis-py's default pool of 100 raised
+    MaxConnectionsError), and every event is published."""
+    caplog.set_level(logging.WARNING, logger="gateway")
     config = _config({"etna": connection(venues, "etna", timeout=20.0)}, redis_url)
     async with running_gateway(config) as gateway:
         client = gateway.client()
@@ -198,6 +203,8 @@ async def test_200_concurrent_keyed_placements_with_redis_are_200_orders(venues:
     assert counted.finals == {"OrderPlaced": 200}, [lg.final for lg in logicals if lg.final["__typename"] !=
                                                     "OrderPlaced"][:3]
     assert counted.venue_orders == 200 and counted.clean
+    unpublished = [r.getMessage() for r in caplog.records if "could not publish" in r.getMessage()]
+    assert not unpublished, f"{len(unpublished)} events not published, e.g. {unpublished[0]}"
 
 
 async def test_a_redis_outage_while_claiming_a_key_is_broker_unavailable_and_sends_nothing(

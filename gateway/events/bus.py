@@ -127,9 +127,9 @@ class RedisBus(EventBus):
 
     def __init__(self, url: str, key: str = "gateway:order-events", retention: int = 10_000) -> None:
         super().__init__()
-        import redis.asyncio as redis
+        from ..redisclient import blocking_client
 
-        self.redis: Any = redis.from_url(url)
+        self.redis: Any = blocking_client(url)
         self.key = key
         self.retention = retention
         self._reader: asyncio.Task[None] | None = None

@@ -176,9 +176,9 @@ class RedisState:
 
     def __init__(self, url: str, lease_ttl: float, prefix: str = "gateway:watch:", ttl_days: int = 7,
                  live_ttl: float | None = None) -> None:
-        import redis.asyncio as redis
+        from ..redisclient import blocking_client
 
-        self.redis: Any = redis.from_url(url)
+        self.redis: Any = blocking_client(url)
         self.prefix = prefix
         self.lease_ttl = lease_ttl
         self.ttl_ms = ttl_days * 86_400_000
