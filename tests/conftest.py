@@ -20,6 +20,15 @@ from gateway.sandbox.lemon.app import LemonSettings
 from gateway.sandbox.venue import SandboxRunner
 from tests.harness import GraphQLClient, RunningGateway, SandboxControl
 
+@pytest.fixture(scope="session", autouse=True)
+def _runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The IBKR login claims' lock files (``gateway/brokers/ibkr/claim.py``) of this run go to a
+    directory of its own (inherited by served processes), not one per venue port into /tmp."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
+        yield
+
+
 MAIN_KEY = "test-key-main"
 LARGE_KEY = "test-key-large"
 
