@@ -9,6 +9,13 @@ The gateway runs as a separate ``broker-gateway serve --config`` process; its CP
 figure is the gateway's alone (not the venue's or the client's).
 
     .venv/bin/python bench/queries.py --queries 20
+    .venv/bin/python bench/queries.py --compare /path/to/other/checkout --rounds 8 --queries 20
+
+``--compare DIR`` runs a second gateway from another checkout's ``gateway`` package (each gateway on
+its own paper venue) and measures the two in alternating batches of N queries, ``--rounds`` times,
+first one side then the other: on a shared machine the load changes from minute to minute, and
+alternating batches lets both sides meet the same load. It prints each side's median and the median
+of the per-round ratios (this checkout / DIR).
 
 Not a test: it prints figures; bench/README.md records them.
 """
@@ -17,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -97,6 +106,46 @@ async def main(args: argparse.Namespace) -> None:
         await runner.stop()
 
 
+def _venue() -> SandboxRunner:
+    return SandboxRunner(["ibkr"], config=EngineConfig.fast(), venue_options={"ibkr": {"pacing": {"enabled": False}}})
+
+
+async def compare(args: argparse.Namespace) -> None:
+    """This checkout's gateway against ``args.compare``'s, in alternating batches (module docstring)."""
+    runners = [_venue(), _venue()]
+    for runner in runners:
+        await runner.start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            async with contextlib.AsyncExitStack() as stack:
+                sides: dict[str, tuple[GraphQLClient, int]] = {}
+                for name, runner, cwd in (("this", runners[0], str(ROOT)), ("other", runners[1], args.compare)):
+                    sub = Path(folder) / name
+                    sub.mkdir()
+                    url, _ = await stack.enter_async_context(served_process("--config", _config(sub, runner), cwd=cwd))
+                    sides[name] = (GraphQLClient(url), _gateway_pid(int(url.split(":")[2].split("/")[0])))
+                result = {what: await _alternate(sides, query, variables, args)
+                          for what, (query, variables) in (("positions_20_subs", (positions_document(), None)),
+                                                           ("dashboard", (document("Dashboard"), {"maxAge": 0})))}
+        print(json.dumps({"this": str(ROOT), "other": args.compare, "queries_per_batch": args.queries, **result},
+                         indent=2))
+    finally:
+        for runner in runners:
+            await runner.stop()
+
+
+async def _alternate(sides: dict[str, tuple[GraphQLClient, int]], query: str, variables: dict | None,
+                     args: argparse.Namespace) -> dict[str, object]:
+    cpu: dict[str, list[float]] = {"this": [], "other": []}
+    for round_ in range(args.rounds):
+        for name in ("this", "other") if round_ % 2 == 0 else ("other", "this"):
+            gql, pid = sides[name]
+            cpu[name].append((await measure(gql, pid, query, variables, args.queries))["gateway_cpu_ms_per_query"])
+    ratios = [a / b for a, b in zip(cpu["this"], cpu["other"], strict=True)]
+    return {"this_ms": cpu["this"], "other_ms": cpu["other"], "this_median_ms": statistics.median(cpu["this"]),
+            "other_median_ms": statistics.median(cpu["other"]), "ratio_median": round(statistics.median(ratios), 3)}
+
+
 async def profile(n: int) -> None:
     """The positions document with the gateway in this process under cProfile (the venue runs here
     too: its frames are in the profile as ``gateway/sandbox``): the top frames by own time."""
@@ -134,5 +183,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--profile", action="store_true", help="print the positions document's profile instead")
+    parser.add_argument("--compare", metavar="DIR", help="another checkout whose gateway to measure in alternating batches")
+    parser.add_argument("--rounds", type=int, default=6, help="batches per side with --compare")
     args = parser.parse_args()
-    asyncio.run(profile(args.queries) if args.profile else main(args))
+    if args.compare:
+        args.compare = str(Path(args.compare).resolve())
+    asyncio.run(profile(args.queries) if args.profile else compare(args) if args.compare else main(args))
