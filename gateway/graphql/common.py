@@ -12,7 +12,7 @@ from ..brokers.base import Page, WindowQuery
 from ..domain import models
 from ..domain.errors import GatewayError
 from ..domain.errors import InvalidInput as InvalidInputError
-from ..domain.money import quantize_amount, quantize_price
+from ..domain.money import scaled_amount, scaled_price
 from .enums import AssetClassEnum, ErrorCodeEnum
 from .scalars import Decimal, ScaledDecimal
 
@@ -41,16 +41,14 @@ def money(value: models.Money | None) -> Money | None:
     """An amount (cash, value, cost, P&L) as it leaves the gateway: at its currency's minor unit."""
     if value is None:
         return None
-    scaled = quantize_amount(value)
-    return Money(amount=ScaledDecimal(scaled.amount), currency=scaled.currency)
+    return Money(amount=ScaledDecimal(scaled_amount(value.amount, value.currency)), currency=value.currency)
 
 
 def price(value: models.Money | None) -> Money | None:
     """A price per unit as it leaves the gateway: at its currency's tick precision."""
     if value is None:
         return None
-    scaled = quantize_price(value)
-    return Money(amount=ScaledDecimal(scaled.amount), currency=scaled.currency)
+    return Money(amount=ScaledDecimal(scaled_price(value.amount, value.currency)), currency=value.currency)
 
 
 @strawberry.type(description="A tradable instrument as the broker lists it.")
