@@ -205,7 +205,7 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
                 click.echo(f"sandbox venue {name:<10} {url}")
             config = sandbox_config(runner)
         try:
-            app = create_app(config)
+            app = create_app(config, settle_heap=True)
         except (OSError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         try:
@@ -293,7 +293,7 @@ def worker_app() -> Any:
     from .app import create_app
 
     config = _load_or_fail(os.environ[_CONFIG_ENV])
-    return create_app(config)
+    return create_app(config, settle_heap=True)
 
 
 def _serve_workers(config_path: str | None, host: str, port: int, workers: int, access_log: bool,
