@@ -23,6 +23,7 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
+from . import heap
 from .auth import Principal, authenticate, bearer_token
 from .brokers.metrics import SessionMetrics
 from .brokers.runtime import Runtime
@@ -144,8 +145,11 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
-def create_app(config: GatewayConfig, *, registry: Registry | None = None, telemetry: Telemetry | None = None) -> Starlette:
+def create_app(config: GatewayConfig, *, registry: Registry | None = None, telemetry: Telemetry | None = None,
+               settle_heap: bool = False) -> Starlette:
     """The gateway app for ``config``; the registry's adapters start and stop with the app.
+    ``settle_heap``: once started, freeze the start-up's objects out of the garbage collector's
+    scans (:mod:`.heap`; for a serving process, not for tests that build many apps).
 
     With ``[events] backend = "redis"`` one Redis client (a blocking pool: a burst waits for a
     connection instead of failing) is shared by the broker sessions (pacing, critical sections,
@@ -170,6 +174,8 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
         await registry.start()
         await events.start()
         phase["started"] = True
+        if settle_heap:
+            log.info("start-up heap frozen out of the garbage collector's scans: %d objects", heap.settle())
         try:
             yield
         finally:

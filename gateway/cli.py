@@ -177,6 +177,17 @@ def _stop_on_signals(server: _Server) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """The loop ``serve`` runs on: uvloop's (``uvicorn[standard]`` installs it, and the ``--workers``
+    processes run on it as uvicorn chooses), else asyncio's. uvloop spends less CPU per request
+    (bench/README.md, ``queries.py``)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency of uvicorn[standard]
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def _check_bind(config: GatewayConfig | None, host: str, allow_remote: bool) -> None:
     """The development profile (and the sandbox demo, ``config`` ``None``) listens on loopback only,
     unless ``--allow-remote`` or ``allow_remote_bind = true``: a ``ClickException`` otherwise."""
@@ -205,7 +216,7 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
                 click.echo(f"sandbox venue {name:<10} {url}")
             config = sandbox_config(runner)
         try:
-            app = create_app(config)
+            app = create_app(config, settle_heap=True)
         except (OSError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         try:
@@ -227,6 +238,7 @@ async def _serve(config_path: str | None, host: str, port: int, venues: list[str
             while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
                 await asyncio.sleep(0.05)
             if server.started:
+                log.info("serving on %s's event loop", type(asyncio.get_running_loop()).__module__.split(".")[0])
                 bound = server.servers[0].sockets[0].getsockname()[1]
                 url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound}/graphql"
                 if config.graphiql_enabled:
@@ -281,7 +293,9 @@ def serve(config_path: str | None, host: str, port: int, venues: str | None, acc
     if workers > 1:
         _serve_workers(config_path, host, port, workers, access_log, allow_remote)
         return
-    asyncio.run(_serve(config_path, host, port, venues.split(",") if venues else None, access_log, allow_remote))
+    with asyncio.Runner(loop_factory=_event_loop) as loop_runner:
+        loop_runner.run(_serve(config_path, host, port, venues.split(",") if venues else None, access_log,
+                               allow_remote))
 
 
 _CONFIG_ENV = "BROKER_GATEWAY_WORKER_CONFIG"
@@ -293,7 +307,7 @@ def worker_app() -> Any:
     from .app import create_app
 
     config = _load_or_fail(os.environ[_CONFIG_ENV])
-    return create_app(config)
+    return create_app(config, settle_heap=True)
 
 
 def _serve_workers(config_path: str | None, host: str, port: int, workers: int, access_log: bool,

@@ -33,9 +33,18 @@ def wire_decimal(text: str) -> Decimal:
     return value
 
 
+def _json_decimal(text: str) -> Decimal:
+    """:func:`wire_decimal` for the JSON decoder, which hands over only well-formed numbers: one of
+    fewer than 20 characters without an exponent is within every bound by its length (at most 19
+    digits either side of the point), so it is converted at once."""
+    if len(text) < 20 and "e" not in text and "E" not in text:
+        return Decimal(text)
+    return wire_decimal(text)
+
+
 def loads(text: str | bytes) -> Any:
     """``json.loads`` with :func:`wire_decimal` for non-integer numbers; every failure a ``ValueError``."""
     try:
-        return json.loads(text, parse_float=wire_decimal)
+        return json.loads(text, parse_float=_json_decimal)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None

@@ -225,13 +225,14 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def served_process(*args: str, env: dict[str, str] | None = None,
-                         options: tuple[str, ...] = ()) -> AsyncIterator[tuple[str, list[str]]]:
+                         options: tuple[str, ...] = (), cwd: str | None = None) -> AsyncIterator[tuple[str, list[str]]]:
     """``broker-gateway OPTIONS serve ARGS`` as a separate process; yields its GraphQL URL and its output
-    lines (the list keeps growing while the process runs)."""
+    lines (the list keeps growing while the process runs). ``cwd``: the checkout whose ``gateway``
+    package runs (``python -m`` imports from the working directory first; default: this one's)."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", *options, "serve", "--port", str(port), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})})
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=cwd)
     lines: list[str] = []
     drain: asyncio.Task[None] | None = None
     try:

@@ -10,6 +10,7 @@ from graphql import parse
 
 from gateway.cli import sandbox_config
 from gateway.config import GatewayConfig, LimitsConfig
+from gateway.graphql import cost as cost_module
 from gateway.graphql.cost import BROKER_DEFAULTS, connection_costs, estimate
 from gateway.graphql.schema import build_schema
 from gateway.sandbox.engine import EngineConfig
@@ -104,6 +105,34 @@ async def test_a_lower_budget_refuses_the_dashboard(lemon_url: str) -> None:
         body = (await gateway.client().post((QUERIES / "Dashboard.graphql").read_text())).json()
     assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert body["errors"][0]["extensions"]["maxCost"] == 5 and body["errors"][0]["extensions"]["cost"] > 5
+
+
+async def test_the_estimate_is_kept_per_document_and_variables(lemon_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A document sent again with the same variables is estimated once; other variables are
+    estimated again and refused or accepted by their own estimate."""
+    calls: list[object] = []
+    real = cost_module.estimate
+
+    def counting(*args: object, **kwargs: object) -> float:
+        calls.append(args[3])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cost_module, "estimate", counting)
+    config = gateway_config(lemon_connections(lemon_url))
+    config.limits.max_cost = 10
+    document = ("query Kept($n: Int) { account(id: \"x\") { orders(first: $n) { nodes { account { "
+                "positions { totalCount } } } } } }")  # 1 + 1 + n (lemon: weight 1)
+
+    def refused(body: dict) -> bool:
+        return any(e["extensions"]["code"] == "QUERY_TOO_COMPLEX" for e in body.get("errors") or [])
+
+    async with running_gateway(config) as gateway:
+        client = gateway.client()
+        for n, too_costly in ((3, False), (3, False), (20, True), (3, False), (20, True), (3.0, None)):
+            body = (await client.post(document, {"n": n})).json()
+            if too_costly is not None:
+                assert refused(body) is too_costly, (n, body)
+    assert calls == [{"n": 3}, {"n": 20}, {"n": 3.0}]  # 3.0 is not 3: a variable's type is part of the key
 
 
 async def test_the_operation_deadline_ends_a_stalled_operation_with_a_typed_error() -> None:

@@ -160,3 +160,26 @@ async def test_pacing_windows_in_redis_hold_for_two_replicas_together(redis_url:
 
 
 _names = itertools.count()
+
+
+async def test_a_call_cancelled_on_its_way_still_stamps_its_ticket() -> None:
+    """The ticket of a request that was sent counts from when its answer came (or the caller gave up),
+    even when the caller is cancelled while the request is out."""
+    now = [100.0]
+    windows = MemoryWindows(_rules(limit=5, seconds=10.0), clock=lambda: now[0])
+    scheduler = SessionScheduler("t", windows.rules, windows)
+    on_its_way = asyncio.Event()
+
+    async def call() -> None:
+        async with scheduler.call(*GET):
+            on_its_way.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(call())
+    await on_its_way.wait()
+    now[0] = 107.0
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    assert {at for log in windows._logs.values() for at, _ in log} == {107.0}  # pending hold replaced by the stamp
+    await scheduler.close()

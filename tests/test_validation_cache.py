@@ -33,3 +33,19 @@ async def test_the_same_document_is_validated_once(lemon_url: str, monkeypatch: 
         for _ in range(2):
             body = (await client.post(too_deep)).json()
             assert body.get("errors") and "exceeds maximum operation depth" in body["errors"][0]["message"], body
+
+
+async def test_a_refused_literal_is_refused_every_time(lemon_url: str) -> None:
+    """The input limits' walk of a document's literals is kept per document: the same document is
+    refused on every request, and another one is judged on its own literals."""
+    config = gateway_config(lemon_connections(lemon_url))
+    config.limits.max_string_length = 10
+    long = '{ orders(filter: {symbol: "ABCDEFGHIJKL"}) { totalCount } }'
+    short = '{ orders(filter: {symbol: "ABC"}) { totalCount } }'
+    async with running_gateway(config) as gateway:
+        client = gateway.client(MAIN_KEY)
+        for query, refused in ((long, True), (short, False), (long, True), (short, False)):
+            body = (await client.post(query)).json()
+            limits = [e["extensions"].get("limit") for e in body.get("errors") or []]
+            assert (limits == ["max_string_length"]) is refused, body
+            assert (body.get("data") is None) is refused, body

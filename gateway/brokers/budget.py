@@ -113,6 +113,10 @@ async def upstream_slot() -> AsyncIterator[None]:
     try:
         for semaphore in slots.get():
             left = remaining(60.0)
+            if not semaphore.locked() and left is not None and left > 0:
+                await semaphore.acquire()  # free: taken at once, without wait_for's task and timer
+                held.append(semaphore)
+                continue
             try:
                 await asyncio.wait_for(semaphore.acquire(), timeout=max(left if left is not None else 0.0, 0.0))
             except TimeoutError:

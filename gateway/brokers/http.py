@@ -211,6 +211,16 @@ class HttpClient:
         included) and the operation's deadline."""
         spend = budget.spending(self.connection, self.config.timeout)
         first: list[float] = []  # when the first attempt was sent (outside an operation)
+        # the first attempt without tenacity's machinery (most reads succeed at once); a failure worth
+        # another attempt is replayed as the retry loop's first attempt, which then waits and stops as
+        # it would have
+        try:
+            return await self._once(method, path, params=params, json_body=json_body, headers=headers,
+                                    spend=spend, first=first)
+        except CircuitOpen:
+            raise
+        except (RequestTimeout, BrokerNotAvailable) as exc:
+            failed: GatewayError | None = exc
 
         async def sleep(seconds: float) -> None:
             with spend.running() if spend is not None else contextlib.nullcontext():
@@ -228,6 +238,9 @@ class HttpClient:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if failed is not None:  # the first attempt, made above
+                        error, failed = failed, None
+                        raise _RetryableRead(error) from error
                     try:
                         return await self._once(method, path, params=params, json_body=json_body, headers=headers,
                                                 spend=spend, first=first)

@@ -112,6 +112,9 @@ class Admission:
 class MemoryWindows:
     """Sliding-window logs in this process: per bucket a sorted list of (time, id)."""
 
+    #: ``stamp`` never suspends: the scheduler awaits it directly, not through a shielded task
+    stamps_at_once = True
+
     def __init__(self, rules: PacingRules, clock: Any = time.monotonic) -> None:
         self.rules = rules
         self.clock = clock

@@ -295,7 +295,10 @@ class SessionScheduler:
             if self._inflight == 0:
                 self._drained.set()
             if tickets:
-                await asyncio.shield(self.windows.stamp(tickets))
+                stamping = self.windows.stamp(tickets)
+                # a stamp that never suspends completes before any cancellation could land; others
+                # (Redis) are shielded so that a cancelled caller still stamps
+                await (stamping if getattr(self.windows, "stamps_at_once", False) else asyncio.shield(stamping))
                 self._kick()
 
     @contextlib.asynccontextmanager

@@ -21,7 +21,8 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 from .models import Money
 
-__all__ = ["MINOR_UNITS", "PRICE_BANDS", "amount_scale", "price_scale", "quantize_amount", "quantize_price"]
+__all__ = ["MINOR_UNITS", "PRICE_BANDS", "amount_scale", "price_scale", "quantize_amount", "quantize_price",
+           "scaled_amount", "scaled_price"]
 
 #: ISO 4217 minor units of the currencies the brokers deal in (others default to 2)
 MINOR_UNITS: dict[str, int] = {
@@ -66,11 +67,22 @@ def _quantize(value: Decimal, decimals: int) -> Decimal:
     return value.quantize(exponent, context=_CONTEXT)
 
 
+def scaled_amount(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` (in ``currency``) at the currency's minor unit; what :func:`quantize_amount` does
+    without building a ``Money`` (the GraphQL layer calls it for every amount it answers)."""
+    return _quantize(amount, amount_scale(currency))
+
+
+def scaled_price(price: Decimal, currency: str) -> Decimal:
+    """``price`` (in ``currency``) at the currency's price precision; see :func:`quantize_price`."""
+    return _quantize(price, price_scale(currency, price))
+
+
 def quantize_amount(money: Money) -> Money:
     """``money`` at its currency's minor unit (an amount: cash, value, cost, P&L)."""
-    return Money(_quantize(money.amount, amount_scale(money.currency)), money.currency)
+    return Money(scaled_amount(money.amount, money.currency), money.currency)
 
 
 def quantize_price(money: Money) -> Money:
     """``money`` at its currency's price precision (a price per unit)."""
-    return Money(_quantize(money.amount, price_scale(money.currency, money.amount)), money.currency)
+    return Money(scaled_price(money.amount, money.currency), money.currency)

@@ -12,7 +12,7 @@ from ..brokers.base import Page, WindowQuery
 from ..domain import models
 from ..domain.errors import GatewayError
 from ..domain.errors import InvalidInput as InvalidInputError
-from ..domain.money import quantize_amount, quantize_price
+from ..domain.money import scaled_amount, scaled_price
 from .enums import AssetClassEnum, ErrorCodeEnum
 from .scalars import Decimal, ScaledDecimal
 
@@ -41,16 +41,14 @@ def money(value: models.Money | None) -> Money | None:
     """An amount (cash, value, cost, P&L) as it leaves the gateway: at its currency's minor unit."""
     if value is None:
         return None
-    scaled = quantize_amount(value)
-    return Money(amount=ScaledDecimal(scaled.amount), currency=scaled.currency)
+    return Money(amount=ScaledDecimal(scaled_amount(value.amount, value.currency)), currency=value.currency)
 
 
 def price(value: models.Money | None) -> Money | None:
     """A price per unit as it leaves the gateway: at its currency's tick precision."""
     if value is None:
         return None
-    scaled = quantize_price(value)
-    return Money(amount=ScaledDecimal(scaled.amount), currency=scaled.currency)
+    return Money(amount=ScaledDecimal(scaled_price(value.amount, value.currency)), currency=value.currency)
 
 
 @strawberry.type(description="A tradable instrument as the broker lists it.")
@@ -127,19 +125,33 @@ def window(first: int | None, after: str | None, max_page_size: int) -> tuple[in
 
 def selects(info: Any, name: str) -> bool:
     """Whether the current field's selection (through fragments) names the subfield ``name``
-    (as written in the document, e.g. ``totalCount``)."""
-    from strawberry.types.nodes import SelectedField
+    (as written in the document, e.g. ``totalCount``; ``@skip`` / ``@include`` are not evaluated).
 
-    def walk(selections: Any) -> bool:
-        for sel in selections:
-            if isinstance(sel, SelectedField):
-                if sel.name == name:
+    Walks graphql-core's AST of the field (``info._raw_info``) rather than Strawberry's
+    ``selected_fields``, which converts the whole selection below the field, arguments included,
+    on every call (a third of a positions page's resolver time)."""
+    from graphql import FieldNode, FragmentSpreadNode
+
+    raw = info._raw_info
+    fragments = raw.fragments
+    seen: set[str] = set()
+
+    def walk(selection_set: Any) -> bool:
+        for sel in selection_set.selections if selection_set is not None else ():
+            if isinstance(sel, FieldNode):
+                if sel.name.value == name:
                     return True
-            elif walk(sel.selections):  # a fragment spread or an inline fragment
+            elif isinstance(sel, FragmentSpreadNode):
+                spread = sel.name.value
+                if spread not in seen and spread in fragments:
+                    seen.add(spread)
+                    if walk(fragments[spread].selection_set):
+                        return True
+            elif walk(sel.selection_set):  # an inline fragment
                 return True
         return False
 
-    return any(walk(field.selections) for field in info.selected_fields)
+    return any(walk(node.selection_set) for node in raw.field_nodes)
 
 
 def page_info(offset: int, count: int, total: int) -> PageInfo:

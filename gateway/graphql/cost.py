@@ -60,6 +60,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from ..config import ConnectionConfig, GatewayConfig, LimitsConfig
+from .document_memo import DocumentMemo
 
 __all__ = ["BROKER_DEFAULTS", "ConnectionCost", "connection_costs", "cost_limit", "estimate"]
 
@@ -217,9 +218,24 @@ def estimate(schema: GraphQLSchema, document: DocumentNode, operation_name: str 
     return estimator.selection(operation.selection_set, root, estimator.heaviest)
 
 
+def _scalars(variables: Mapping[str, Any] | None) -> tuple[tuple[str, type, Any], ...] | None:
+    """``variables`` as a hashable key when every value is a scalar (``type`` included, so that
+    ``1``, ``1.0`` and ``True`` stay apart), else ``None``."""
+    if not variables:
+        return ()
+    out = []
+    for name, value in variables.items():
+        if value is not None and type(value) not in (str, int, float, bool):
+            return None
+        out.append((name, type(value), value))
+    return tuple(sorted(out, key=lambda item: item[0]))
+
+
 def cost_limit(limits: LimitsConfig) -> type[SchemaExtension]:
     """The extension refusing operations over ``limits.max_cost`` (see the module docstring). Listed
     after the validation cache: it estimates validated documents only."""
+
+    estimates: DocumentMemo[float] = DocumentMemo(maxsize=256)
 
     class CostLimit(SchemaExtension):
         def on_validate(self) -> Iterator[None]:
@@ -236,8 +252,14 @@ def cost_limit(limits: LimitsConfig) -> type[SchemaExtension]:
             if registry is None or principal is None:
                 return
             names = frozenset(principal.connections)
-            cost = estimate(ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables,
-                            connection_costs(registry.config, names))
+            schema, document, variables = ctx.schema._schema, ctx.graphql_document, ctx.variables
+            costs = connection_costs(registry.config, names)
+            args = _scalars(variables)
+            if args is None:  # variables holding lists or objects (an order's input): not a cache key
+                cost = estimate(schema, document, ctx.operation_name, variables, costs)
+            else:  # the estimate depends on nothing else: kept per document object
+                cost = estimates.get(document, (schema, ctx.operation_name, args, tuple(costs)),
+                                     lambda: estimate(schema, document, ctx.operation_name, variables, costs))
             if cost > limits.max_cost:
                 ctx.pre_execution_errors = [GraphQLError(
                     f"the operation's estimated upstream cost {math.ceil(cost)} exceeds the budget of "

@@ -30,13 +30,14 @@ TYPES: dict[str, type] = {
     "Confirmation": ConfirmationKey,
 }
 NAMES = {cls: name for name, cls in TYPES.items()}
+_JSON = json.JSONEncoder(separators=(",", ":"))  # what json.dumps(..., separators=...) builds on every call
 
 
 def encode(key: object) -> str:
     """The global id of a key (one of ``gateway.domain.keys``)."""
     name = NAMES[type(key)]
     parts = [name, *(getattr(key, f) for f in key.__slots__)]  # type: ignore[attr-defined]
-    raw = json.dumps(parts, separators=(",", ":")).encode()
+    raw = _JSON.encode(parts).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -22,6 +22,7 @@ from graphql.language import Visitor
 from strawberry.extensions import SchemaExtension
 
 from ..config import LimitsConfig
+from .document_memo import DocumentMemo
 
 __all__ = ["InputLimits", "document_limit", "input_limits", "input_problem"]
 
@@ -94,6 +95,13 @@ def _error(setting: str, message: str, nodes: Any = None) -> GraphQLError:
 def input_limits(limits: LimitsConfig) -> type[SchemaExtension]:
     """The extension class for ``limits`` (see the module docstring)."""
 
+    literals_of: DocumentMemo[tuple[str, str, ValueNode] | None] = DocumentMemo(maxsize=256)
+
+    def literal_problem(document: Any) -> tuple[str, str, ValueNode] | None:
+        literals = _Literals(limits)
+        visit(document, literals)
+        return literals.problem
+
     class InputLimits(SchemaExtension):
         def on_validate(self) -> Iterator[None]:
             # before the yield, after the validation cache (listed before this) has validated: the
@@ -110,10 +118,10 @@ def input_limits(limits: LimitsConfig) -> type[SchemaExtension]:
                 ctx.pre_execution_errors = [_error(*problem)]
                 return
             if ctx.graphql_document is not None:
-                literals = _Literals(limits)
-                visit(ctx.graphql_document, literals)
-                if literals.problem is not None:
-                    setting, message, node = literals.problem
+                document = ctx.graphql_document  # the literals are the document's: walked once per document
+                found = literals_of.get(document, None, lambda: literal_problem(document))
+                if found is not None:
+                    setting, message, node = found
                     ctx.pre_execution_errors = [_error(setting, message, [node])]
 
     return InputLimits

@@ -20,6 +20,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import validate_document
 
 from ..config import LimitsConfig
 from .account.types import Account
@@ -27,6 +28,7 @@ from .allocation_group.types import AllocationGroup
 from .connection.types import BrokerConnection
 from .cost import cost_limit
 from .datetimes import DATETIME_SCALAR
+from .document_memo import DocumentMemo
 from .errors import ErrorCodes, MaskedErrorCodes
 from .input_limits import document_limit, input_limits
 from .order.mutations import OrderMutations
@@ -99,15 +101,21 @@ class _DepthLimiter(QueryDepthLimiter):
         self.validation_rules = [Tolerant]
 
 
+_VALIDATED: DocumentMemo[list[GraphQLError]] = DocumentMemo(maxsize=256)
+
+
 class _ValidationCache(ValidationCache):
     """Strawberry's validation cache, except that errors found before validation (a persisted
-    operation refused) are kept, as Strawberry's own validation step keeps them."""
+    operation refused) are kept, as Strawberry's own validation step keeps them, and that results
+    are kept per document object (:class:`.document_memo.DocumentMemo`: the parser cache hands the
+    same text the same document), not per document value, whose hash walks the whole AST."""
 
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
         if ctx.pre_execution_errors is None and ctx.graphql_document is not None:
-            ctx.pre_execution_errors = self.cached_validate_document(ctx.schema._schema, ctx.graphql_document,
-                                                                     ctx.validation_rules)
+            schema, document, rules = ctx.schema._schema, ctx.graphql_document, tuple(ctx.validation_rules)
+            ctx.pre_execution_errors = _VALIDATED.get(document, (schema, rules),
+                                                      lambda: validate_document(schema, document, rules))
         yield
 
 

@@ -72,6 +72,23 @@ async def test_first_ten_of_250_positions_reads_one_page_and_total_count_reads_a
     assert len(_pages(await venue.control.stats())) == 3  # pages 0, 1, 2 (of 100, 100, 50)
 
 
+async def test_total_count_selected_through_fragments_reads_all_pages(venue: Venue) -> None:
+    """``totalCount`` named only in a fragment spread or an inline fragment still reads every page."""
+    big = await _big_id(venue)
+    spread = (POSITIONS % " ...Total") + " fragment Total on PositionConnection { totalCount }"
+    for query in (spread, POSITIONS % " ... on PositionConnection { totalCount }"):
+        await venue.control.reset()
+        page = (await _data(venue, query, {"id": big, "first": 10}))["account"]["positions"]
+        assert page["totalCount"] == 250 and len(page["nodes"]) == 10
+        assert len(_pages(await venue.control.stats())) == 3
+    # a fragment without it is still a window's read
+    await venue.control.reset()
+    query = (POSITIONS % " ...Info") + " fragment Info on PositionConnection { pageInfo { hasPreviousPage } }"
+    page = (await _data(venue, query, {"id": big, "first": 10}))["account"]["positions"]
+    assert len(page["nodes"]) == 10 and page["pageInfo"]["hasNextPage"] is True
+    assert len(_pages(await venue.control.stats())) == 1
+
+
 async def test_accounts_without_cash_make_no_balance_request(venue: Venue) -> None:
     await venue.control.reset()
     data = await _data(venue, ACCOUNTS % "")

@@ -76,6 +76,19 @@ def test_positions_fixture_parses_each_asset_class_and_etf_type() -> None:
     assert etf.instrument.asset_class is AssetClass.ETF  # assetClass STK, type ETF
 
 
+def test_instruments_parsed_again_are_the_same_and_odd_wire_fields_still_parse() -> None:
+    """Instruments come from a cache keyed on the wire fields (types included); a field the wire
+    sends as a list (not a cache key) still parses."""
+    raw_ibm = next(i for i in fixture("get_portfolio_positions") if i["contractDesc"] == "IBM")
+    first, again = (parse_position("ib", "DU123456", raw_ibm, NOW) for _ in range(2))
+    assert again.instrument is first.instrument
+    assert parse_position("ib", "DU123457", {**raw_ibm, "conid": "8314"}, NOW).instrument.broker_instrument_id == "8314"
+    as_float = parse_position("ib", "DU123456", {**raw_ibm, "conid": 8314.0}, NOW)
+    assert as_float.instrument.broker_instrument_id == "8314.0"  # never the cached instrument of conid 8314
+    listed = parse_position("ib", "DU123456", {**raw_ibm, "name": ["INTL", "BUSINESS"]}, NOW)
+    assert listed.instrument.name == ["INTL", "BUSINESS"] and listed.instrument.symbol == "IBM"
+
+
 def test_accounts_and_allocation_group_fixtures_parse() -> None:
     [item] = fixture("get_portfolio_accounts")
     account = parse_account("ib", item, AccountKind.ADVISOR_CLIENT)

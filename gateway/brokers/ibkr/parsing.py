@@ -7,6 +7,7 @@ becomes ``Decimal`` here.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -90,6 +91,8 @@ def _enum(table: dict[str, Any], value: Any, what: str) -> Any:
 
 def dec(value: Any) -> Decimal | None:
     """A wire number or numeric string as ``Decimal``; ``None`` for ``""`` / ``null``."""
+    if type(value) is Decimal:  # what the HTTP client's JSON decoding makes of a number with a fraction
+        return value
     if value is None or value == "":
         return None
     try:
@@ -133,12 +136,25 @@ def currency_of(*candidates: Any, exchange: Any = None) -> str | None:
 
 def _instrument(conid: Any, symbol: Any, name: Any, exchange: Any, currency: Any, sec_type: Any,
                 kind: Any = None) -> Instrument:
+    """The instrument of these wire fields; the same fields give the same (immutable) ``Instrument``
+    from a bounded cache, as every page of positions and orders names the same few instruments again."""
+    try:
+        return _instrument_cached(conid, symbol, name, exchange, currency, sec_type, kind)
+    except TypeError:  # a field the wire sent as a list or an object: not a cache key
+        return _make_instrument(conid, symbol, name, exchange, currency, sec_type, kind)
+
+
+def _make_instrument(conid: Any, symbol: Any, name: Any, exchange: Any, currency: Any, sec_type: Any,
+                     kind: Any = None) -> Instrument:
     asset = _enum(SEC_TYPE, sec_type, "security type") if sec_type else None
     if asset is AssetClass.STOCK and kind is not None:
         asset = STK_TYPES.get(str(kind).upper(), AssetClass.STOCK)
     return Instrument(symbol=symbol or None, name=name or None,
                       exchange=EXCHANGE_MIC.get(str(exchange), exchange or None), currency=currency or None,
                       asset_class=asset, broker_instrument_id=str(conid))
+
+
+_instrument_cached = functools.lru_cache(maxsize=4096, typed=True)(_make_instrument)
 
 
 def parse_live_order(connection: str, item: dict[str, Any], groups: frozenset[str]) -> Order:
