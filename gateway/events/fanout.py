@@ -7,10 +7,11 @@ executes the selection set once and serialises the ``payload`` once; each member
 ``{"id": <its operation id>, "type": "next", "payload": <the same bytes>}``. A resume (``after``
 set) replays from its own position, so it forms a group of its own.
 
-Every socket has a :class:`SocketWriter`: one task writes the socket's messages in order from a
-queue of at most ``send_queue_limit`` messages. A socket whose queue is full (its client stopped
-reading, or reads slower than events arrive) is closed with code 4008 and a reason saying so; the
-client resumes with ``after``. Fan-out hands each member its message with ``put_nowait`` and yields
+Every socket has a :class:`SocketWriter`: it writes the socket's messages in order, at once while
+the socket takes them, and holds at most ``send_queue_limit`` messages behind a write that waits (the
+client reads slowly). A socket with that many waiting (its client stopped reading, or reads slower
+than events arrive) is closed with code 4008 and a reason saying so; the client resumes with
+``after``. Fan-out hands each member its message with ``put_nowait`` and yields
 to the event loop every ``yield_every`` members, so queries and mutations (the publishing one's
 response too) are not held behind a large group.
 """
@@ -21,7 +22,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -38,35 +40,98 @@ log = logging.getLogger(__name__)
 SLOW_CONSUMER_CODE = 4008
 
 
-class SocketWriter:
-    """Writes one socket's messages in order from a bounded queue (see the module docstring)."""
+class _Rest:
+    """Awaitable finishing a coroutine that :func:`_start` ran up to its first suspension: it hands the
+    coroutine's pending future (or ``None``: a bare yield) to the awaiting task, then resumes the
+    coroutine with what the task sends or throws (a cancellation reaches the coroutine's own await)."""
 
-    def __init__(self, send_text: Callable[[str], Any], close: Callable[[int, str], Any], limit: int,
-                 on_overflow: Callable[[], Any] | None = None) -> None:
+    __slots__ = ("coro", "waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, waiting = self.coro, self.waiting
+        while True:
+            try:
+                yield waiting
+            except BaseException as exc:  # noqa: BLE001 - thrown into the task (cancellation): pass it on
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration:
+                    return
+                continue
+            try:
+                waiting = coro.send(None)
+            except StopIteration:
+                return
+
+
+def _start(coro: Coroutine[Any, Any, Any]) -> _Rest | None:
+    """Run ``coro`` in the caller until it finishes (``None``) or first suspends (an awaitable that
+    finishes it); its exception, if it raises before suspending, is raised here."""
+    try:
+        waiting = coro.send(None)
+    except StopIteration:
+        return None
+    return _Rest(coro, waiting)
+
+
+class SocketWriter:
+    """Writes one socket's messages in order, with at most ``limit`` waiting (see the module docstring).
+
+    An idle socket costs no task and no queue: a message is written at once, in the caller, when
+    nothing waits before it (uvicorn's ASGI ``send`` hands the frame to the transport and returns
+    without suspending while the transport takes data). Only when a write suspends (the transport's
+    buffer is full: the client reads slowly) does a task finish it and write, in order, what queued
+    behind it meanwhile; when those are written the socket is idle again. A socket that already has
+    ``limit`` messages waiting is closed (:data:`SLOW_CONSUMER_CODE`). A write that fails (the
+    socket is gone) stops the writer: later messages are dropped."""
+
+    __slots__ = ("_closing", "backlog", "close_socket", "closed", "limit", "on_overflow", "reason", "send_text",
+                 "task")
+
+    def __init__(self, send_text: Callable[[str], Coroutine[Any, Any, Any]], close: Callable[[int, str], Any],
+                 limit: int, on_overflow: Callable[[], Any] | None = None) -> None:
         self.send_text = send_text
         self.close_socket = close
         self.limit = limit
         self.on_overflow = on_overflow
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.backlog: deque[str] | None = None  # messages behind a suspended write; None: idle
+        self.task: asyncio.Task[None] | None = None  # finishing a suspended write, while there is one
         self.closed = False
         self.reason: str | None = None
-        self.task = asyncio.get_running_loop().create_task(self._run(), name="ws-writer")
+        self._closing: asyncio.Task[None] | None = None
 
     def push(self, text: str) -> bool:
-        """Queue ``text``; ``False`` (and the socket closing) when the queue is full or closed."""
+        """Write ``text`` now, or queue it behind a suspended write; ``False`` (and the socket closing)
+        when ``limit`` messages are already waiting, or when the writer has stopped."""
         if self.closed:
             return False
-        if self.queue.qsize() >= self.limit:
-            self.overflow()
+        if self.backlog is not None:
+            if len(self.backlog) >= self.limit:
+                self.overflow()
+                return False
+            self.backlog.append(text)
+            return True
+        try:
+            rest = _start(self.send_text(text))
+        except Exception:  # noqa: BLE001 - the socket is gone (its handler ends the operations)
+            self.closed = True
             return False
-        self.queue.put_nowait(text)
+        if rest is not None:
+            self.backlog = deque()
+            self.task = asyncio.get_running_loop().create_task(self._drain(rest), name="ws-writer")
         return True
 
     def overflow(self) -> None:
         self.closed = True
         self.reason = (f"slow consumer: {self.limit} messages were waiting to be sent; reconnect and resume "
                        "with `after: <last eventId>`")
-        self.task.cancel()  # the write it waits on may never finish: the client does not read
+        self.backlog = None
+        if self.task is not None:
+            self.task.cancel()  # the write it waits on may never finish: the client does not read
         if self.on_overflow is not None:
             self.on_overflow()  # its operations end now, whatever the socket does
         self._closing = asyncio.get_running_loop().create_task(self._close(SLOW_CONSUMER_CODE, self.reason))
@@ -77,19 +142,26 @@ class SocketWriter:
         with contextlib.suppress(Exception):
             await self.close_socket(code, reason)
 
-    async def _run(self) -> None:
-        while True:
-            text = await self.queue.get()
-            if text is None:
-                return
-            await self.send_text(text)
+    async def _drain(self, rest: _Rest) -> None:
+        try:
+            await rest
+            while self.backlog:
+                await self.send_text(self.backlog.popleft())
+        except Exception:  # noqa: BLE001 - the socket is gone (its handler ends the operations)
+            self.closed = True
+        finally:
+            self.backlog = None
+            self.task = None
 
     async def aclose(self) -> None:
         """Stop writing (the socket is going away); what is queued is dropped."""
         self.closed = True
-        self.task.cancel()
-        with contextlib.suppress(BaseException):
-            await self.task
+        self.backlog = None
+        task = self.task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 @dataclass(eq=False, slots=True)
