@@ -24,7 +24,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -171,8 +171,7 @@ class Member:
     op_id: str
     writer: SocketWriter
     prefix: str  # '{"id":<op id>,"type":"next","payload":'
-    done: asyncio.Future[list[dict[str, Any]] | None] = field(default_factory=lambda: asyncio.get_running_loop()
-                                                             .create_future())
+    on_end: Callable[[list[dict[str, Any]] | None], None]  # the group ended: its errors, or None (complete)
 
 
 @lru_cache(maxsize=256)
@@ -196,6 +195,8 @@ class Group:
                  operation_name: str | None, context: Any) -> None:
         self.fanout = fanout
         self.key = key
+        self.query = query  # the members' operations share these (one copy per group, not per socket)
+        self.variables = variables
         self.members: dict[Member, None] = {}
         self.task = asyncio.get_running_loop().create_task(self._run(query, variables, operation_name, context),
                                                            name="subscription-group")
@@ -233,8 +234,10 @@ class Group:
         finally:
             self.fanout.groups.pop(self.key, None)
             for member in list(self.members):
-                if not member.done.done():
-                    member.done.set_result(errors)
+                try:
+                    member.on_end(errors)
+                except Exception:  # one member's end must not cost the others theirs
+                    log.exception("ending a grouped subscription failed")
 
     def leave(self, member: Member) -> None:
         self.members.pop(member, None)
@@ -267,12 +270,17 @@ class Fanout:
         return "after:" not in query.replace(" ", "") or "$after" in query.replace(" ", "")
 
     def join(self, visibility: Any, query: str, variables: dict[str, Any] | None, operation_name: str | None,
-             context: Callable[[], Any], op_id: str, writer: SocketWriter) -> tuple[Group, Member]:
+             context: Callable[[], Any], op_id: str, writer: SocketWriter,
+             on_end: Callable[[list[dict[str, Any]] | None], None]) -> tuple[Group, Member]:
+        """Add operation ``op_id`` of the socket ``writer`` writes to to the group of its document,
+        variables, operation name and ``visibility`` (started with a context from ``context()`` when
+        there is none); ``on_end`` is called once if the group ends (its stream ended: ``None``; it was
+        refused or failed: the errors) while the member is in it."""
         key = (visibility, query, json.dumps(variables or {}, sort_keys=True, default=str), operation_name)
         group = self.groups.get(key)
         if group is None or group.task.done():
             group = self.groups[key] = Group(self, key, query, variables, operation_name, context())
-        member = Member(op_id, writer, '{"id":' + json.dumps(op_id) + ',"type":"next","payload":')
+        member = Member(op_id, writer, '{"id":' + json.dumps(op_id) + ',"type":"next","payload":', on_end)
         group.members[member] = None
         return group, member
 
@@ -282,10 +290,15 @@ def grouped_ws_handler(base: type[Any]) -> type[Any]:
     and every message written through the socket's :class:`SocketWriter`. The view must have
     ``fanout`` (a :class:`Fanout`), ``events`` and ``context_for(principal, request)``; operations
     that cannot be grouped (queries, mutations, resumes, documents that do not parse) run as
-    strawberry runs them."""
+    strawberry runs them.
+
+    A grouped operation holds no task of its own while it runs: strawberry's operation task joins the
+    group and ends; the operation stays registered until the client completes it (``complete``), the
+    socket goes, or the group ends (then its ``complete`` or ``error`` message is sent)."""
 
     class GroupedTransportWSHandler(base):  # type: ignore[misc, valid-type]
         _writer: SocketWriter | None = None
+        _grouped: dict[str, tuple[Group, Member]] | None = None  # operation id -> its place in a group
 
         def writer(self) -> SocketWriter:
             if self._writer is None:
@@ -297,11 +310,28 @@ def grouped_ws_handler(base: type[Any]) -> type[Any]:
         async def send_message(self, message: Any) -> None:
             self.writer().push(json.dumps(message, separators=(",", ":")))
 
+        def _leave(self, operation_id: str) -> bool:
+            """Take operation ``operation_id`` out of its group; ``False`` when it is in none."""
+            place = self._grouped.pop(operation_id, None) if self._grouped else None
+            if place is None:
+                return False
+            group, member = place
+            group.leave(member)
+            self.view.events.metrics.active_subscriptions.dec()
+            return True
+
         def _end_operations(self) -> None:
             for operation_id in list(self.operations):
                 operation = self.operations.pop(operation_id)
+                self._leave(operation_id)
                 if operation.task is not None:
                     operation.task.cancel()
+
+        async def cleanup_operation(self, operation_id: str) -> None:
+            if self._leave(operation_id):
+                self.operations.pop(operation_id, None)
+                return
+            await super().cleanup_operation(operation_id)
 
         async def shutdown(self) -> None:
             try:
@@ -323,18 +353,28 @@ def grouped_ws_handler(base: type[Any]) -> type[Any]:
                 made.grouped = True
                 return made
 
-            metrics = self.view.events.metrics
+            def ended(errors: list[dict[str, Any]] | None) -> None:
+                if not self._leave(operation.id):
+                    return  # completed by the client or the socket meanwhile
+                if errors:
+                    final = operation.send_operation_message({"id": operation.id, "type": "error", "payload": errors})
+                else:
+                    final = operation.send_operation_message({"id": operation.id, "type": "complete"})
+                rest = _start(final)  # queues the message on the writer: does not wait
+                if rest is not None:
+                    asyncio.get_running_loop().create_task(_finish(rest))
+
             group, member = fanout.join(visibility, operation.query, operation.variables, operation.operation_name,
-                                        context, operation.id, self.writer())
-            metrics.active_subscriptions.inc()
-            try:
-                errors = await member.done
-            finally:
-                group.leave(member)
-                metrics.active_subscriptions.dec()
-            if errors:
-                await operation.send_operation_message({"id": operation.id, "type": "error", "payload": errors})
-            else:
-                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+                                        context, operation.id, self.writer(), ended)
+            if self._grouped is None:
+                self._grouped = {}
+            self._grouped[operation.id] = (group, member)
+            self.view.events.metrics.active_subscriptions.inc()
+            operation.query, operation.variables = group.query, group.variables  # the group's copies
+            operation.task = None  # this task ends now: the operation lives in its group
 
     return GroupedTransportWSHandler
+
+
+async def _finish(rest: _Rest) -> None:
+    await rest
