@@ -1,6 +1,7 @@
 """gateway.events.fanout.SocketWriter on its own: in-order writes, no task while the socket takes
 messages, a backlog only behind a write that waits, the limit, cancellation of a waiting write.
-(The same over real WebSockets: tests/test_subscription_fanout.py.)"""
+(The same over real WebSockets: tests/test_subscription_fanout.py.) And the WebSocket adapter that keeps
+no received message while a socket is quiet."""
 
 from __future__ import annotations
 
@@ -86,3 +87,39 @@ async def test_a_write_that_fails_stops_the_writer() -> None:
     writer = SocketWriter(broken, close, limit=2)
     assert not writer.push("a")
     assert writer.closed and writer.task is None
+
+
+async def test_the_websocket_adapter_keeps_no_received_text_while_it_waits() -> None:
+    """A quiet subscriber's socket must not hold its last message (a subscribe carries its document)."""
+    import json
+
+    from starlette.websockets import WebSocketState
+
+    from gateway.strict_view import LeanWebSocketAdapter
+
+    document = "subscription S { orderStatusChanged { eventId } }" + " " * 500
+    texts = [json.dumps({"type": "subscribe", "id": "1", "payload": {"query": document}})]
+    more = asyncio.Event()
+
+    class Ws:
+        application_state = WebSocketState.CONNECTED
+
+        async def receive_text(self) -> str:
+            if texts:
+                return texts.pop()
+            await more.wait()
+            return "{}"
+
+    class View:
+        decode_json = staticmethod(json.loads)
+
+    adapter = LeanWebSocketAdapter(View(), None, Ws())  # type: ignore[arg-type]
+    messages = adapter.iter_json()
+    assert (await messages.__anext__())["payload"]["query"] == document
+    waiting = asyncio.ensure_future(messages.__anext__())
+    await asyncio.sleep(0)
+    held = [v for v in messages.ag_frame.f_locals.values() if isinstance(v, str) and "orderStatusChanged" in v]
+    assert held == []
+    more.set()
+    assert await waiting == {}
+    await messages.aclose()
