@@ -42,6 +42,7 @@ from .persisted import PersistedOperations, persisted_ws_handler
 from .readiness import readiness
 from .registry import Registry
 from .request_id import RequestIdMiddleware
+from .server_send import ServerSend
 from .sse import sse_endpoint
 from .strict_view import StrictView, strict_ws_handler
 from .telemetry import Telemetry
@@ -239,6 +240,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
                            allow_headers=config.cors.allow_headers, allow_credentials=config.cors.allow_credentials,
                            max_age=config.cors.max_age, expose_headers=["x-request-id"])
     app.add_middleware(RequestIdMiddleware)  # every answer carries X-Request-Id
+    app.add_middleware(ServerSend)  # outermost of ours: the fan-out's writes after connection_ack skip the layers
     telemetry.instrument(app)  # outermost: the server span covers everything
     return app
 

@@ -32,6 +32,8 @@ from graphql import OperationType, parse
 from graphql.language import OperationDefinitionNode
 from strawberry.types.execution import PreExecutionError
 
+from ..server_send import SCOPE_KEY as SERVER_SEND
+
 __all__ = ["Fanout", "Group", "SLOW_CONSUMER_CODE", "SocketWriter"]
 
 log = logging.getLogger(__name__)
@@ -310,6 +312,13 @@ def grouped_ws_handler(base: type[Any]) -> type[Any]:
         async def send_message(self, message: Any) -> None:
             self.writer().push(json.dumps(message, separators=(",", ":")))
 
+        async def handle_connection_init(self, message: Any) -> None:
+            await super().handle_connection_init(message)
+            if self.connection_acknowledged:  # the ack went through every layer; the rest need not
+                server_send = self.websocket.ws.scope.get(SERVER_SEND)
+                if server_send is not None:
+                    self.writer().send_text = _text_sender(server_send)
+
         def _leave(self, operation_id: str) -> bool:
             """Take operation ``operation_id`` out of its group; ``False`` when it is in none."""
             place = self._grouped.pop(operation_id, None) if self._grouped else None
@@ -378,3 +387,12 @@ def grouped_ws_handler(base: type[Any]) -> type[Any]:
 
 async def _finish(rest: _Rest) -> None:
     await rest
+
+
+def _text_sender(send: Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]) -> Callable[[str], Coroutine[Any, Any, Any]]:
+    """``send_text`` for a :class:`SocketWriter` writing with the ASGI ``send`` of the server."""
+
+    def send_text(text: str) -> Coroutine[Any, Any, Any]:
+        return send({"type": "websocket.send", "text": text})
+
+    return send_text
