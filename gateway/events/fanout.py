@@ -11,9 +11,11 @@ Every socket has a :class:`SocketWriter`: it writes the socket's messages in ord
 the socket takes them, and holds at most ``send_queue_limit`` messages behind a write that waits (the
 client reads slowly). A socket with that many waiting (its client stopped reading, or reads slower
 than events arrive) is closed with code 4008 and a reason saying so; the client resumes with
-``after``. Fan-out hands each member its message with ``put_nowait`` and yields
+``after``. Fan-out hands each member its message (written there and then, or queued) and yields
 to the event loop every ``yield_every`` members, so queries and mutations (the publishing one's
-response too) are not held behind a large group.
+response too) are not held behind a large group. Once a connection is acknowledged its writer writes
+with the server's own ``send`` (:mod:`gateway.server_send`): the middlewares act only on the
+handshake and the acknowledgement.
 """
 
 from __future__ import annotations
