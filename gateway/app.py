@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -128,11 +128,13 @@ class AuthMiddleware:
         self.app = app
         self.config = config
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http" or not scope["path"].startswith("/graphql") \
                 or (self.config.graphiql_enabled and wants_explorer_page(scope)):  # the page itself is public
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)  # as it is: no frame of this middleware's for a WebSocket's life
+        return self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = bearer_token(single_authorization(scope))  # TransportGuard refused several
         principal = authenticate(self.config, token)
         if principal is None:
