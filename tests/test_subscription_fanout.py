@@ -79,13 +79,20 @@ async def test_complete_takes_a_grouped_subscription_out_of_its_group_and_the_so
         await sub.ws.send(json.dumps({"id": "1", "type": "complete"}))
         await eventually(lambda: _count_is(gateway, 1))
         assert len(gateway.app.state.fanout.groups) == 1
-        # the id is free again on the same socket, and the new operation receives events
-        await sub.ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-            "query": document("OrderStatusChanged"), "variables": {"accountId": account}}}))
+        # a new operation on the same socket joins the same group and receives events under its own id
+        await sub.ws.send(json.dumps({"id": "2", "type": "subscribe", "payload": {
+            "query": document("OrderStatusChanged"), "variables": {"accountId": account},
+            "operationName": "OrderStatusChanged"}}))
         await eventually(lambda: _count_is(gateway, 2))
+        assert len(gateway.app.state.fanout.groups) == 1
         placed = await _place(client, account)
-        for s in (sub, other):
-            await s.until(lambda e: e["order"]["id"] == placed["id"])
+        await other.until(lambda e: e["order"]["id"] == placed["id"])
+        while True:
+            message = json.loads(await asyncio.wait_for(sub.ws.recv(), 10))
+            if message["type"] == "next":
+                assert message["id"] == "2", message
+                if message["payload"]["data"]["orderStatusChanged"]["order"]["id"] == placed["id"]:
+                    break
     await eventually(lambda: _count_is(gateway, 0))
     assert gateway.app.state.fanout.groups == {}
 

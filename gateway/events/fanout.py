@@ -226,9 +226,13 @@ class Group:
                     if result.errors:
                         body["errors"] = [self.fanout.format_error(e) for e in result.errors]
                     payload = json.dumps(body, default=str, separators=(",", ":"))
+                    texts: dict[str, str] = {}  # members with the same operation id get the same message
                     n = 0
                     for member in list(self.members):
-                        member.writer.push(member.prefix + payload + "}")
+                        text = texts.get(member.prefix)
+                        if text is None:
+                            text = texts[member.prefix] = member.prefix + payload + "}"
+                        member.writer.push(text)
                         n += 1
                         if n % self.fanout.yield_every == 0:
                             await asyncio.sleep(0)
