@@ -1,10 +1,14 @@
 """WebSocket subscribers spread over several client processes, for ``bench/subscribers.py``.
 
 Each client process (``multiprocessing``, spawned) opens its share of the sockets on its own event
-loop (uvloop) with aiohttp's compiled WebSocket reader, and parses leanly: it finds the order id in the
-raw text of each message (``"order":{"id":"…"``), with the garbage collector off once its sockets are
-open (so that no collection pause of the client's is timed), and keeps, per order id, the ``time.monotonic()`` of
-each socket's first message naming it. CLOCK_MONOTONIC is system-wide on Linux, so those times compare
+loop (uvloop) as bare asyncio protocols speaking RFC 6455 themselves (the handshake with the headers
+aiohttp sends, so the server holds per socket what it holds for aiohttp; unmasked server frames parsed
+straight from the received bytes; pings answered): per message about half the CPU of aiohttp's reader,
+which matters because the clients share the machine's cores with the gateway. It parses leanly: it finds
+the order id in the raw text of each message (``"order":{"id":"…"``), with the garbage collector off
+once its sockets are open (so that no collection pause of the client's is timed), and keeps, per order
+id, the ``time.monotonic()`` of each socket's first message naming it (taken when the read that
+completed the message returned). CLOCK_MONOTONIC is system-wide on Linux, so those times compare
 with the benchmark process's own ``time.monotonic()``. No message is decoded as JSON.
 
 Two kinds of socket, so that the gateway and the bare broadcast are received the same way:
@@ -21,8 +25,13 @@ sockets, ``collect`` (receipt times of one order id, waiting until every socket 
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
+import hashlib
+import importlib.metadata
 import multiprocessing
+import os
+import sys
 import time
 from typing import Any
 
@@ -36,13 +45,117 @@ def _serve(conn: Any, url: str, mode: str, count: int, subscribe: str | None) ->
     uvloop.run(_client(conn, url, mode, count, subscribe))
 
 
-async def _client(conn: Any, url: str, mode: str, count: int, subscribe: str | None) -> None:
-    import aiohttp
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} aiohttp/{importlib.metadata.version('aiohttp')}"
 
+
+def _masked(opcode: int, payload: bytes) -> bytes:
+    """One client frame (FIN set, masked, as RFC 6455 requires of a client)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    key = (mask * (n // 4 + 1))[:n]
+    return header + mask + (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+class _Socket(asyncio.Protocol):
+    """A WebSocket client on a bare asyncio protocol: the RFC 6455 handshake (the headers aiohttp
+    sends, so that the server holds what it holds for a usual client), then unmasked server frames
+    parsed from the received bytes; pings are answered, each text message is handed to
+    ``on_text(self, text, at)`` with ``at`` the ``time.monotonic()`` of the read that completed it."""
+
+    def __init__(self, host: str, path: str, protocol: str | None,
+                 on_text: Any) -> None:
+        self.key = base64.b64encode(os.urandom(16))
+        self.request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {self.key.decode()}\r\n"
+                        + (f"Sec-WebSocket-Protocol: {protocol}\r\n" if protocol else "")
+                        + "Accept: */*\r\nAccept-Encoding: gzip, deflate\r\n"
+                        f"User-Agent: {_USER_AGENT}\r\n\r\n").encode()
+        self.on_text = on_text
+        self.buf = b""
+        self.fragments: list[bytes] = []
+        self.upgraded = asyncio.get_running_loop().create_future()
+        self.transport: Any = None
+        self.last = ""  # the order id of the last message naming one
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.upgraded.done():
+            self.upgraded.set_exception(ConnectionError(f"closed during the handshake: {exc}"))
+
+    def send_text(self, text: str) -> None:
+        self.transport.write(_masked(0x1, text.encode()))
+
+    def close(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(_masked(0x8, (1000).to_bytes(2, "big")))
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        at = time.monotonic()
+        data = self.buf + data if self.buf else data
+        if not self.upgraded.done():
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self.buf = data
+                return
+            head, data = data[:end].decode("latin-1"), data[end + 4:]
+            accept = base64.b64encode(hashlib.sha1(self.key + _GUID).digest()).decode()
+            if not head.startswith("HTTP/1.1 101") or accept not in head:
+                self.upgraded.set_exception(ConnectionError(f"handshake refused: {head.splitlines()[0]}"))
+                self.transport.close()
+                return
+            self.upgraded.set_result(None)
+        pos, n = 0, len(data)
+        while n - pos >= 2:
+            b0, b1 = data[pos], data[pos + 1]
+            length, start = b1 & 0x7F, pos + 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length, start = int.from_bytes(data[pos + 2:pos + 4], "big"), pos + 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length, start = int.from_bytes(data[pos + 2:pos + 10], "big"), pos + 10
+            if n - start < length:
+                break
+            payload = data[start:start + length]
+            pos = start + length
+            opcode = b0 & 0x0F
+            if opcode == 0x9:  # ping
+                self.transport.write(_masked(0xA, payload))
+            elif opcode == 0x8:  # close: answer it
+                self.close()
+            elif opcode in (0x0, 0x1):  # text, or its continuation
+                if not b0 & 0x80:
+                    self.fragments.append(payload)
+                    continue
+                if self.fragments:
+                    payload = b"".join([*self.fragments, payload])
+                    self.fragments = []
+                self.on_text(self, payload.decode(), at)
+        self.buf = data[pos:]
+
+
+async def _client(conn: Any, url: str, mode: str, count: int, subscribe: str | None) -> None:
     arrivals: dict[str, list[float]] = {}
     samples: dict[str, str] = {}  # the first message naming each order id, as received
     complete: dict[str, asyncio.Event] = {}
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
+    acks: dict[_Socket, asyncio.Future[None]] = {}
+    loop = asyncio.get_running_loop()
+    address = url.split("//", 1)[1]
+    host, _, path = address.partition("/")
+    hostname, _, port = host.partition(":")
 
     def arrived(order_id: str, at: float, data: str) -> None:
         times = arrivals.setdefault(order_id, [])
@@ -52,52 +165,46 @@ async def _client(conn: Any, url: str, mode: str, count: int, subscribe: str | N
         if len(times) >= count:
             complete.setdefault(order_id, asyncio.Event()).set()
 
-    async def read(ws: Any) -> None:
-        last = ""
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            at = time.monotonic()
-            data = msg.data
-            i = data.find(_ORDER)
-            if i < 0:
-                if '"ping"' in data:
-                    await ws.send_str('{"type":"pong"}')
-                continue
-            start = i + len(_ORDER)
-            order_id = data[start:data.find('"', start)]
-            if order_id != last:  # the order's first event on this socket (later ones name it again)
-                last = order_id
-                arrived(order_id, at, data)
+    def on_text(sock: _Socket, data: str, at: float) -> None:
+        i = data.find(_ORDER)
+        if i < 0:
+            waiting = acks.pop(sock, None)
+            if waiting is not None:
+                if "connection_ack" in data:
+                    waiting.set_result(None)
+                else:
+                    waiting.set_exception(RuntimeError(f"no connection_ack: {data[:200]}"))
+            elif '"ping"' in data:
+                sock.send_text('{"type":"pong"}')
+            return
+        start = i + len(_ORDER)
+        order_id = data[start:data.find('"', start)]
+        if order_id != sock.last:  # the order's first event on this socket (later ones name it again)
+            sock.last = order_id
+            arrived(order_id, at, data)
 
-    async def open_one() -> Any:
+    async def open_one() -> _Socket:
+        protocol = "graphql-transport-ws" if mode == "graphql" else None
+        _, sock = await loop.create_connection(lambda: _Socket(host, "/" + path, protocol, on_text), hostname,
+                                               int(port))
+        await asyncio.wait_for(sock.upgraded, 30)
         if mode == "graphql":
-            ws = await session.ws_connect(url, protocols=("graphql-transport-ws",), max_msg_size=0,
-                                          autoping=True, timeout=aiohttp.ClientWSTimeout(ws_close=2))
-            await ws.send_str('{"type":"connection_init"}')
-            ack = await asyncio.wait_for(ws.receive_str(), 30)
-            if "connection_ack" not in ack:
-                raise RuntimeError(f"no connection_ack: {ack[:200]}")
-            await ws.send_str(subscribe)
-        else:
-            ws = await session.ws_connect(url, max_msg_size=0, autoping=True,
-                                          timeout=aiohttp.ClientWSTimeout(ws_close=2))
-        return ws
+            acks[sock] = loop.create_future()
+            sock.send_text('{"type":"connection_init"}')
+            await asyncio.wait_for(acks[sock], 30)
+            sock.send_text(subscribe)
+        return sock
 
-    sockets: list[Any] = []
-    readers: list[asyncio.Task[None]] = []
+    sockets: list[_Socket] = []
     try:
         for start in range(0, count, 50):
-            batch = await asyncio.gather(*(open_one() for _ in range(start, min(start + 50, count))))
-            sockets += batch
-            readers += [asyncio.create_task(read(ws)) for ws in batch]
+            sockets += await asyncio.gather(*(open_one() for _ in range(start, min(start + 50, count))))
         gc.collect()
         gc.freeze()  # the sockets' objects are long-lived: no full collection walks them during a round
         gc.disable()  # nor any pause of the client's own making while receipts are timed
         conn.send(("ready", len(sockets)))
     except Exception as exc:  # reported to the parent, which stops the run
         conn.send(("error", f"{type(exc).__name__}: {exc} after {len(sockets)} sockets"))
-        await session.close()
         return
 
     while True:
@@ -113,10 +220,9 @@ async def _client(conn: Any, url: str, mode: str, count: int, subscribe: str | N
             conn.send(("times", arrivals.pop(order_id, []), samples.pop(order_id, None)))
             complete.pop(order_id, None)
         elif command[0] == "close":
-            for task in readers:
-                task.cancel()
-            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-            await session.close()
+            for sock in sockets:
+                sock.close()
+            await asyncio.sleep(0.5)
             conn.send(("closed", len(sockets)))
             return
 

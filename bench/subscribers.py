@@ -8,7 +8,7 @@ the same number of sockets on the same stack (Starlette on uvicorn, a separate p
 run); and the gateway's resident memory (summed over the same processes) per subscriber. Everything
 runs on loopback: the lemon paper venue in this process, the gateway as a separate
 ``broker-gateway serve --config`` process, the subscribers in ``--client-processes`` client processes
-(``bench/subclients.py``: aiohttp sockets, order id found in the raw text, receipt times from
+(``bench/subclients.py``: bare RFC 6455 sockets, order id found in the raw text, receipt times from
 ``time.monotonic()``, which is system-wide), the same clients for the bare broadcast.
 
     .venv/bin/python bench/subscribers.py --subscribers 1000 --orders 5 --client-processes 2

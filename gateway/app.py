@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +43,7 @@ from .persisted import PersistedOperations, persisted_ws_handler
 from .readiness import readiness
 from .registry import Registry
 from .request_id import RequestIdMiddleware
+from .server_send import ServerSend
 from .sse import sse_endpoint
 from .strict_view import StrictView, strict_ws_handler
 from .telemetry import Telemetry
@@ -128,11 +129,13 @@ class AuthMiddleware:
         self.app = app
         self.config = config
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http" or not scope["path"].startswith("/graphql") \
                 or (self.config.graphiql_enabled and wants_explorer_page(scope)):  # the page itself is public
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)  # as it is: no frame of this middleware's for a WebSocket's life
+        return self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = bearer_token(single_authorization(scope))  # TransportGuard refused several
         principal = authenticate(self.config, token)
         if principal is None:
@@ -245,6 +248,7 @@ def create_app(config: GatewayConfig, *, registry: Registry | None = None, telem
                            allow_headers=config.cors.allow_headers, allow_credentials=config.cors.allow_credentials,
                            max_age=config.cors.max_age, expose_headers=["x-request-id"])
     app.add_middleware(RequestIdMiddleware)  # every answer carries X-Request-Id
+    app.add_middleware(ServerSend)  # outermost of ours: the fan-out's writes after connection_ack skip the layers
     telemetry.instrument(app)  # outermost: the server span covers everything
     return app
 

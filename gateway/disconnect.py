@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,10 +27,12 @@ class CancelOnDisconnect:
         self.app = app
         self.path = path
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http" or scope.get("path") != self.path:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)  # as it is: no frame of this middleware's for a WebSocket's life
+        return self._request(scope, receive, send)
+
+    async def _request(self, scope: Scope, receive: Receive, send: Send) -> None:
         body_read = asyncio.Event()
         finished = False
 

@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -116,16 +116,15 @@ class TransportGuard:
         self.is_explorer_page = is_explorer_page or (lambda scope: False)
         self.unauthenticated: dict[str, int] = {}  # client address → sockets without connection_ack yet
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # each case goes straight to its coroutine: no frame of this dispatch for a connection's life
         if scope["type"] == "http" and scope["path"] in GRAPHQL_PATHS:
             refusal = self._refuse_http(scope)
             if refusal is not None:
-                await refusal(scope, receive, send)
-                return
+                return refusal(scope, receive, send)
         elif scope["type"] == "websocket" and scope["path"] == "/graphql":
-            await self._websocket(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+            return self._websocket(scope, receive, send)
+        return self.app(scope, receive, send)
 
     # -- HTTP ---------------------------------------------------------------------------------------
 

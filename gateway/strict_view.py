@@ -16,12 +16,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import MissingQueryError
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.types.graphql import OperationType
@@ -30,7 +34,7 @@ from .graphql.errors import present_formatted
 from .http_guard import json_error, status_code_name
 from .limits import decode_json
 
-__all__ = ["SUBSCRIPTIONS_HINT", "StrictView", "strict_ws_handler"]
+__all__ = ["SUBSCRIPTIONS_HINT", "LeanWebSocketAdapter", "StrictView", "strict_ws_handler"]
 
 #: where subscriptions are served (the answer to a subscription sent elsewhere)
 SUBSCRIPTIONS_HINT = "subscriptions are served over WebSocket at /graphql or SSE at /graphql/stream"
@@ -49,8 +53,29 @@ def decode_object(data: str | bytes) -> dict[str, Any]:
     return value
 
 
+class LeanWebSocketAdapter(ASGIWebSocketAdapter):
+    """strawberry's WebSocket adapter, keeping no received text while it waits for the next message
+    (strawberry's own holds the last one, often a ``subscribe`` with its whole document, for as long
+    as the socket stays quiet: most of a subscriber's life)."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                try:
+                    yield self.view.decode_json(await self.ws.receive_text())
+                except json.JSONDecodeError as e:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from e
+        except KeyError as e:
+            raise NonTextMessageReceived from e
+        except WebSocketDisconnect:
+            pass
+
+
 class StrictView:
     """Mixin for strawberry's ASGI ``GraphQL`` view (see the module docstring)."""
+
+    websocket_adapter_class = LeanWebSocketAdapter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,5 +147,8 @@ def strict_ws_handler(base: type[BaseGraphQLTransportWSHandler[Any, Any]], *,
                 await self.handle_invalid_message("subscribe needs a string id and an object payload")
                 return
             await super().handle_message(message)
+            # handled: strawberry's loop keeps its last message while it waits for the next one (most
+            # of a subscriber's life); what the operation needs it has taken out
+            message.clear()
 
     return StrictTransportWSHandler

@@ -46,6 +46,7 @@ async def test_two_hundred_identical_subscriptions_execute_each_event_once(gatew
         await eventually(lambda: _count_is(gateway, 200))
         fanout = gateway.app.state.fanout
         assert len(fanout.groups) == 1
+        assert _per_subscriber_tasks() == []  # an idle grouped subscription holds no task (nor a writer's)
         before = fanout.executions
         placed = (await client.data("PlaceOrder", {"input": {
             "accountId": account, "instrument": {"isin": "DE0008232125"}, "side": "BUY", "type": "MARKET",
@@ -57,6 +58,41 @@ async def test_two_hundred_identical_subscriptions_execute_each_event_once(gatew
         assert fanout.executions - before == len(events), (fanout.executions - before, len(events))
     finally:
         await asyncio.gather(*(s.__aexit__(None, None, None) for s in subs))
+    await eventually(lambda: _count_is(gateway, 0))
+    assert gateway.app.state.fanout.groups == {}
+
+
+def _per_subscriber_tasks() -> list[asyncio.Task[Any]]:
+    """The gateway's tasks that exist per grouped subscription or per socket writer (the gateway runs
+    in the test's loop)."""
+    return [t for t in asyncio.all_tasks() if t.get_name() == "ws-writer"
+            or "run_operation" in getattr(t.get_coro(), "__qualname__", "")]
+
+
+async def test_complete_takes_a_grouped_subscription_out_of_its_group_and_the_socket_stays_usable(
+        gateway: RunningGateway) -> None:
+    client = gateway.client(MAIN_KEY)
+    account = await _account(client)
+    async with Subscription(gateway.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as sub, \
+            Subscription(gateway.url, "OrderStatusChanged", {"accountId": account}, MAIN_KEY) as other:
+        await eventually(lambda: _count_is(gateway, 2))
+        await sub.ws.send(json.dumps({"id": "1", "type": "complete"}))
+        await eventually(lambda: _count_is(gateway, 1))
+        assert len(gateway.app.state.fanout.groups) == 1
+        # a new operation on the same socket joins the same group and receives events under its own id
+        await sub.ws.send(json.dumps({"id": "2", "type": "subscribe", "payload": {
+            "query": document("OrderStatusChanged"), "variables": {"accountId": account},
+            "operationName": "OrderStatusChanged"}}))
+        await eventually(lambda: _count_is(gateway, 2))
+        assert len(gateway.app.state.fanout.groups) == 1
+        placed = await _place(client, account)
+        await other.until(lambda e: e["order"]["id"] == placed["id"])
+        while True:
+            message = json.loads(await asyncio.wait_for(sub.ws.recv(), 10))
+            if message["type"] == "next":
+                assert message["id"] == "2", message
+                if message["payload"]["data"]["orderStatusChanged"]["order"]["id"] == placed["id"]:
+                    break
     await eventually(lambda: _count_is(gateway, 0))
     assert gateway.app.state.fanout.groups == {}
 
