@@ -1,12 +1,13 @@
 """Where a WebSocket subscriber's memory goes: a served gateway with N subscribers against none.
 
-Runs the lemon paper venue and the gateway (``create_app`` on uvicorn, asyncio's loop, as ``serve``)
-in this process, warms them with 10 subscribers (one-time costs: the group, caches), then opens N
-graphql-transport-ws subscriptions from ``bench/subclients.py``'s client processes and prints the
-process's RSS growth per subscriber and the asyncio tasks per kind. With ``--tracemalloc`` it also
-takes a tracemalloc snapshot before and after, and prints the growth per subscriber grouped by the
-innermost frame outside the standard library (with the standard library's allocating line) and by
-file (tracemalloc's own overhead makes that run's RSS figure meaningless).
+Runs the lemon paper venue and the gateway (``create_app`` on uvicorn, on the loop ``serve`` runs
+on, uvloop's; ``--asyncio-loop``: asyncio's) in this process, warms them with 10 subscribers
+(one-time costs: the group, caches), then opens N graphql-transport-ws subscriptions from
+``bench/subclients.py``'s client processes and prints the process's RSS growth per subscriber and
+the asyncio tasks per kind. With ``--tracemalloc`` it also takes a tracemalloc snapshot before and
+after, and prints the growth per subscriber grouped by the innermost frame outside the standard
+library (with the standard library's allocating line) and by file (tracemalloc's own overhead makes
+that run's RSS figure meaningless).
 
     .venv/bin/python bench/wsmemory.py --subscribers 1000
     .venv/bin/python bench/wsmemory.py --subscribers 1000 --tracemalloc
@@ -106,7 +107,7 @@ max_unauthenticated_sockets_per_client = 1000
 """)
     app = create_app(load_config(config_path))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", loop="asyncio",
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on",
                                            ws_per_message_deflate=False, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
@@ -154,4 +155,9 @@ if __name__ == "__main__":
     parser.add_argument("--tracemalloc", action="store_true", help="also group the growth by allocating code")
     parser.add_argument("--frames", type=int, default=14, help="traceback depth tracemalloc keeps")
     parser.add_argument("--top", type=int, default=30)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--asyncio-loop", action="store_true", help="asyncio's loop instead of uvloop's")
+    arguments = parser.parse_args()
+    from gateway.cli import _event_loop
+
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop if arguments.asyncio_loop else _event_loop) as runner:
+        runner.run(main(arguments))
