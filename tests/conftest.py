@@ -20,6 +20,7 @@ from gateway.sandbox.lemon.app import LemonSettings
 from gateway.sandbox.venue import SandboxRunner
 from tests.harness import GraphQLClient, RunningGateway, SandboxControl
 
+
 @pytest.fixture(scope="session", autouse=True)
 def _runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The IBKR login claims' lock files (``gateway/brokers/ibkr/claim.py``) of this run go to a
