@@ -90,6 +90,8 @@ async def main(per_broker: int, extra: bool, upstream_timeout: float, seed: int,
                       f"| {sum(proxy.counts.values())} | {took:.1f} s |")
                 for problem in counted.problems[:5]:
                     print("  ", problem)
+                for lg in [lg for lg in unresolved if lg.final["__typename"] != "OrderPlaced"][:3]:
+                    print("   asked again:", lg.key, lg.final)
                 for i, value in enumerate((counted.logical, counted.venue_orders, counted.duplicated, counted.extra,
                                            counted.lost, counted.not_placed_live, counted.unresolved)):
                     totals[i] += value

@@ -176,13 +176,21 @@ class LemonAdapter(BaseAdapter):
     async def fetch_order_by_client_id(self, account: AccountKey, client_order_id: str,
                                        hint: OrderRequest | None = None) -> Order | None:
         """The order whose ``idempotency`` is ``client_order_id`` (lemon keeps them 7 days), searched
-        with ``GET orders`` narrowed by the hint's ISIN and side."""
+        with ``GET orders`` narrowed by the hint's ISIN and side, newest first, page by page until it
+        is found (a reconciliation reads one page for a recent order, not the whole week's); only
+        the order found is parsed."""
+        account_id = await self._check(account)
         flt = OrderFilter(created_after=datetime.now(UTC) - timedelta(days=7),
                           isin=hint.instrument.isin if hint else None, side=hint.side if hint else None)
-        for order in await self.fetch_orders(account, flt):
-            if order.client_order_id == client_order_id:
-                return order
-        return None
+
+        def holds(item: dict[str, Any]) -> bool:
+            return isinstance(item, dict) and item.get("idempotency") == client_order_id
+
+        items = await self.client.get_all("orders", self._order_params(flt), until=holds)
+        raw = next((item for item in items if holds(item)), None)
+        if raw is None:
+            return None
+        return (await self.symbols.complete([parsing.parse_order(self.connection, account_id, raw)]))[0]
 
     # -- placement ------------------------------------------------------------------------
     def _order_body(self, request: OrderRequest) -> dict[str, Any]:

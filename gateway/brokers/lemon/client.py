@@ -6,6 +6,7 @@ unless a single page is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -85,17 +86,22 @@ class LemonClient:
         return list(results or []), int(body.get("total", len(results or [])))
 
     # GET positions / GET orders, every page (follows the absolute ``next`` links)
-    async def get_all(self, resource: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    async def get_all(self, resource: str, params: list[tuple[str, str]],
+                      until: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """Every page's items; with ``until``, no page after the first that holds an item it accepts
+        (a search: ``GET orders`` is newest first, so a recent order is on the first page)."""
         response = await self.http.read("GET", resource, params=[*params, ("limit", "100"), ("page", "1")])
-        items: list[dict[str, Any]] = list(self._results(response.body) or [])
+        page: list[dict[str, Any]] = list(self._results(response.body) or [])
+        items = list(page)
         next_url = response.body.get("next")
         seen = {response.url}
-        while next_url:
+        while next_url and not (until is not None and any(until(item) for item in page)):
             if next_url in seen:
                 raise BadResponse("lemon pagination loops")
             seen.add(next_url)
             response = await self.http.read("GET", next_url)
-            items.extend(self._results(response.body) or [])
+            page = list(self._results(response.body) or [])
+            items.extend(page)
             next_url = response.body.get("next")
         return items
 
