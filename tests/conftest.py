@@ -70,6 +70,15 @@ async def sandbox() -> AsyncIterator[SandboxRunner]:
     await runner.stop()
 
 
+@pytest.fixture
+async def own_lemon_venue() -> AsyncIterator[SandboxRunner]:
+    """A lemon venue of the test's own, which it may stop, disturb or fill."""
+    runner = SandboxRunner(["lemon"], config=EngineConfig.fast(), venue_options=TEST_VENUE)
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
 @pytest.fixture(scope="session")
 def lemon_url(sandbox: SandboxRunner) -> str:
     return sandbox.base_urls["lemon"]

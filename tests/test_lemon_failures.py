@@ -13,19 +13,16 @@ import pytest
 from gateway.sandbox.engine import EngineConfig
 from gateway.sandbox.lemon.app import LemonSettings
 from gateway.sandbox.venue import SandboxRunner
-from tests.conftest import MAIN_KEY, TEST_VENUE, gateway_config, lemon_connections
+from tests.conftest import MAIN_KEY, gateway_config, lemon_connections
 from tests.harness import RunningGateway, SandboxControl, running_gateway
 
 TIMEOUT = 1.0
 
 
 @pytest.fixture
-async def venue() -> AsyncIterator[SandboxRunner]:
+def venue(own_lemon_venue: SandboxRunner) -> SandboxRunner:
     """A private lemon venue these tests may stop and disturb."""
-    runner = SandboxRunner(["lemon"], config=EngineConfig.fast(), venue_options=TEST_VENUE)
-    await runner.start()
-    yield runner
-    await runner.stop()
+    return own_lemon_venue
 
 
 @pytest.fixture

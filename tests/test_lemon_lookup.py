@@ -4,27 +4,15 @@ stops at the page holding the order, so a recent order costs one page however bu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
 from gateway.domain.keys import AccountKey
-from gateway.sandbox.engine import EngineConfig
 from gateway.sandbox.lemon import API_KEY
 from gateway.sandbox.venue import SandboxRunner
-from tests.conftest import TEST_VENUE, gateway_config, lemon_connections
+from tests.conftest import gateway_config, lemon_connections
 from tests.harness import SandboxControl, running_gateway
 
 ORDERS = 130  # more than lemon's largest page (100): two pages
-
-
-@pytest.fixture
-async def venue() -> AsyncIterator[SandboxRunner]:
-    runner = SandboxRunner(["lemon"], config=EngineConfig.fast(), venue_options=TEST_VENUE)
-    await runner.start()
-    yield runner
-    await runner.stop()
 
 
 async def _orders_read(control: SandboxControl) -> int:
@@ -32,8 +20,8 @@ async def _orders_read(control: SandboxControl) -> int:
     return sum(n for path, n in stats.items() if path.startswith("GET ") and path.rstrip("/").endswith("/orders"))
 
 
-async def test_a_recent_order_is_found_on_the_first_page(venue: SandboxRunner) -> None:
-    base = venue.base_urls["lemon"]
+async def test_a_recent_order_is_found_on_the_first_page(own_lemon_venue: SandboxRunner) -> None:
+    base = own_lemon_venue.base_urls["lemon"]
     async with httpx.AsyncClient(base_url=base.rstrip("/") + "/", headers={"Authorization": f"Bearer {API_KEY}"}) as raw:
         for i in range(ORDERS):  # the week's orders, oldest first
             response = await raw.post("orders", json={"isin": "DE0008232125", "side": "buy", "quantity": 1,
