@@ -280,35 +280,47 @@ def _top_frames(path: str, count: int = 25) -> str:
     return "\n".join(out)
 
 
+def lemon_venue() -> SandboxRunner:
+    """The lemon paper venue the subscriber benchmarks place on (fast engine, rate limit lifted)."""
+    return SandboxRunner(["lemon"], config=EngineConfig.fast(),
+                         venue_options={"lemon": {"settings": LemonSettings(rate_limit=100_000)}})
+
+
+def subscribers_config(lemon_url: str, more: str = "") -> Path:
+    """A development config file with one lemon connection to ``lemon_url``, ``more`` TOML (before
+    ``[transport]``), and room for 1 000 sockets from 127.0.0.1 before their ``connection_ack``."""
+    path = Path(tempfile.mkdtemp()) / "bench.toml"
+    path.write_text(f"""
+profile = "development"
+
+[connections.lemon]
+broker = "lemon"
+base_url = "{lemon_url}"
+credentials = {{ api_key = "{API_KEY}" }}
+rate_limit = 10000
+{more}
+[transport]
+# every subscriber of a run comes from 127.0.0.1, and they connect 50 at a time per client process
+max_unauthenticated_sockets_per_client = 1000
+""")
+    return path
+
+
 async def main(args: argparse.Namespace) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the gateway and the clients
-    venue = SandboxRunner(["lemon"], config=EngineConfig.fast(),
-                          venue_options={"lemon": {"settings": LemonSettings(rate_limit=100_000)}})
+    venue = lemon_venue()
     urls = await venue.start()
     async with contextlib.AsyncExitStack() as stack:
         events = ""
         if args.workers > 1:
             redis_url = await stack.enter_async_context(_redis())
             events = f'backend = "redis"\nredis_url = "{redis_url}"\nstream_key = "bench-subscribers"'
-        config = Path(tempfile.mkdtemp()) / "bench.toml"
-        config.write_text(f"""
-profile = "development"
-
-[connections.lemon]
-broker = "lemon"
-base_url = "{urls['lemon']}"
-credentials = {{ api_key = "{API_KEY}" }}
-rate_limit = 10000
-
+        config = subscribers_config(urls["lemon"], f"""
 [events]
 fast_interval = {args.fast_interval}
 slow_interval = {args.fast_interval}
 {events}
-
-[transport]
-# every subscriber of this run comes from 127.0.0.1, and they connect 50 at a time per client process
-max_unauthenticated_sockets_per_client = 1000
 """)
         url, serve_pid = await stack.enter_async_context(_serve(config, args.workers))
         client = GraphQLClient(url)

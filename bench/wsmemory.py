@@ -24,7 +24,6 @@ import gc
 import json
 import linecache
 import sys
-import tempfile
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -82,29 +81,15 @@ def _report(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int, t
 async def main(args: argparse.Namespace) -> None:
     import uvicorn
     from subclients import ClientPool
+    from subscribers import lemon_venue, subscribers_config
 
     from gateway.app import create_app
     from gateway.config import load_config
-    from gateway.sandbox.engine import EngineConfig
-    from gateway.sandbox.lemon import API_KEY
-    from gateway.sandbox.lemon.app import LemonSettings
-    from gateway.sandbox.venue import SandboxRunner
     from tests.harness import GraphQLClient, document, free_port
 
-    venue = SandboxRunner(["lemon"], config=EngineConfig.fast(),
-                          venue_options={"lemon": {"settings": LemonSettings(rate_limit=100_000)}})
+    venue = lemon_venue()
     urls = await venue.start()
-    config_path = Path(tempfile.mkdtemp()) / "wsmemory.toml"
-    config_path.write_text(f"""
-profile = "development"
-[connections.lemon]
-broker = "lemon"
-base_url = "{urls['lemon']}"
-credentials = {{ api_key = "{API_KEY}" }}
-rate_limit = 10000
-[transport]
-max_unauthenticated_sockets_per_client = 1000
-""")
+    config_path = subscribers_config(urls["lemon"])
     app = create_app(load_config(config_path))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on",
