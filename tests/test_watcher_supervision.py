@@ -40,6 +40,13 @@ async def _metric(url: str, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+async def _metric_total(url: str, name: str) -> float:
+    """The sum of every series of counter ``name``."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(url.replace("/graphql", "/metrics"))).text
+    return sum(float(m) for m in re.findall(rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$", text, re.M))
+
+
 async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subscribers_get_the_next_event(
         tmp_path: Path, lemon_url: str, lemon_control: SandboxControl) -> None:
     port = free_port()
@@ -74,8 +81,17 @@ async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subsc
                     return await _metric(gateway.url, "gateway_upstream_polls_total") >= polls + 2
 
                 await eventually(polling, timeout=20)
+                published = await _metric_total(gateway.url, "gateway_events_published_total")
                 await lemon_control.price("IE00B4L5Y983", "94.00")  # the order fills: only a poll can see it
-                filled = await sub.until(lambda e: e["order"]["id"] == order and e["status"] == "FILLED", timeout=20)
+                try:
+                    filled = await sub.until(lambda e: e["order"]["id"] == order and e["status"] == "FILLED",
+                                             timeout=20)
+                except TimeoutError:  # say where the event stopped: never published, or published and not delivered
+                    raise AssertionError(
+                        "no FILLED event within 20 s; events published since the fill: "
+                        f"{await _metric_total(gateway.url, 'gateway_events_published_total') - published}, "
+                        f"watcher restarts {await _metric(gateway.url, 'gateway_watcher_restarts_total')}, "
+                        f"polls {await _metric(gateway.url, 'gateway_upstream_polls_total')}") from None
                 assert filled[-1]["status"] == "FILLED"
     finally:
         redis.terminate()
