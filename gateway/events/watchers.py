@@ -263,6 +263,9 @@ class WatcherManager:
         self.metrics = metrics
         self.interest: dict[AccountKey, int] = {}
         self.tasks: dict[AccountKey, asyncio.Task[None]] = {}
+        # per running watcher: the status of every order its subscribers have been told (or that was
+        # its first baseline), kept across its restarts and lost with it
+        self._told: dict[AccountKey, dict[str, str]] = {}
         self._stopping: dict[AccountKey, asyncio.TimerHandle] = {}
 
     @property
@@ -275,11 +278,14 @@ class WatcherManager:
         saw at once; a watcher and a query never read the same thing twice)."""
         published: list[OrderEvent] = []
         adapter = self.registry.adapters.get(account.connection)
+        told = self._told.get(account)
         for order in orders:
             changed, old = await self.state.swap(account, order.key.broker_order_id, order.status.value)
             if adapter is not None:
                 adapter.record_orders([order], changed=changed)
             if not changed:
+                if told is not None:
+                    told[order.key.broker_order_id] = order.status.value
                 continue
             received = datetime.now(UTC)
             # the broker's time for the change (fill, cancel, ... time) where it reports one
@@ -293,6 +299,8 @@ class WatcherManager:
                     await self.state.revert(account, order.key.broker_order_id, order.status.value, old)
                 raise
             self.metrics.events_published.inc()
+            if told is not None:
+                told[order.key.broker_order_id] = order.status.value
             published.append(event)
         return published
 
@@ -352,10 +360,14 @@ class WatcherManager:
         exception (a Redis connection lost, a bug) is logged, counted
         (``gateway_watcher_restarts_total``) and the watcher starts again after a back-off (0.5 s,
         doubling to 30 s, reset by a round that ends without one), so its subscribers keep getting
-        events. Its polls run at background priority."""
+        events. A restarted watcher whose shared state is gone (Redis restarted empty, or its live mark
+        expired during a long outage) compares with what it had told its subscribers, so a change made
+        during the failure is published, not taken as the new baseline. Its polls run at background
+        priority."""
         budget.priority.set(budget.Priority.BACKGROUND)
         adapter = self.registry.get(account.connection)
         failures = 0
+        self._told[account] = {}
         try:
             while True:
                 try:
@@ -381,6 +393,8 @@ class WatcherManager:
             with contextlib.suppress(Exception):
                 await self.state.release(account)
             raise
+        finally:
+            self._told.pop(account, None)
 
     async def _poll_once(self, adapter: Any, account: AccountKey, *, baseline: bool = False,
                          sweep: bool = True) -> bool:
@@ -405,8 +419,22 @@ class WatcherManager:
                                                                      order_id)))
                 except OrderNotFound:
                     await self.state.forget(account, order_id)
-        if baseline and await self.state.baseline(account, {o.key.broker_order_id: o.status.value for o in orders}):
-            return any(not o.status.is_terminal for o in orders)
+        if baseline:
+            listed = {o.key.broker_order_id: o.status.value for o in orders}
+            told = self._told.get(account)
+            if await self.state.baseline(account, listed):
+                if not told:  # a first look: what changed while nobody watched is not news
+                    if told is not None:
+                        told.update(listed)
+                    return any(not o.status.is_terminal for o in orders)
+                # a restart after the shared state was lost: what changed since the subscribers were
+                # last told is news; set the state back to that, and compare as usual below
+                for order_id, status in listed.items():
+                    before = told.get(order_id)
+                    if before is None:
+                        await self.state.forget(account, order_id)
+                    elif before != status:
+                        await self.state.revert(account, order_id, status, before)
         await self.observe(account, orders)
         return any(not o.status.is_terminal for o in orders)
 
