@@ -103,7 +103,10 @@ class FaultProxy:
 
     async def _forward(self, request: web.Request, body: bytes) -> tuple[int, dict[str, str], bytes]:
         assert self._session is not None
+        # the client's Host goes on, as a reverse proxy sends it (nginx ``proxy_set_header Host $host``), so
+        # the links a venue builds from it (lemon's ``next`` page) point at the proxy, not past it
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        headers["Host"] = request.host
         url = self._origin + request.rel_url.raw_path_qs  # as sent: an encoded "#" stays encoded
         async with self._session.request(request.method, url, headers=headers, data=body or None,
                                          allow_redirects=False) as resp:

@@ -10,6 +10,7 @@ from gateway.domain.keys import AccountKey
 from gateway.sandbox.lemon import API_KEY
 from gateway.sandbox.venue import SandboxRunner
 from tests.conftest import gateway_config, lemon_connections
+from tests.faultproxy import FaultProxy
 from tests.harness import SandboxControl, running_gateway
 
 ORDERS = 130  # more than lemon's largest page (100): two pages
@@ -41,3 +42,16 @@ async def test_a_recent_order_is_found_on_the_first_page(own_lemon_venue: Sandbo
         assert await look_up(f"busy-week-{ORDERS - 1}") == (f"busy-week-{ORDERS - 1}", 1)
         assert await look_up("busy-week-0") == ("busy-week-0", 2)  # the oldest: on the second page
         assert await look_up("never-used") == (None, 2)  # not found: every page was read
+
+        # the same look-ups through a reverse proxy (the fault proxy, no faults): lemon's ``next`` link
+        # names the host the request named, so the second page is read through the proxy too
+        proxy = FaultProxy(base)
+        await proxy.start()
+        try:
+            async with running_gateway(gateway_config(lemon_connections(proxy.url))) as proxied:
+                adapter = proxied.registry.get("lemon")
+                found = await adapter.fetch_order_by_client_id(account, "busy-week-0")
+                assert found is not None and found.client_order_id == "busy-week-0"
+                assert sum(1 for s in proxy.seen if s.startswith("GET ") and s.rstrip("/").endswith("/orders")) == 2
+        finally:
+            await proxy.stop()
