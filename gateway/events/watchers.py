@@ -367,7 +367,8 @@ class WatcherManager:
         budget.priority.set(budget.Priority.BACKGROUND)
         adapter = self.registry.get(account.connection)
         failures = 0
-        self._told[account] = {}
+        told: dict[str, str] = {}
+        self._told[account] = told
         try:
             while True:
                 try:
@@ -394,7 +395,8 @@ class WatcherManager:
                 await self.state.release(account)
             raise
         finally:
-            self._told.pop(account, None)
+            if self._told.get(account) is told:  # not a successor's, started while this one stopped
+                del self._told[account]
 
     async def _poll_once(self, adapter: Any, account: AccountKey, *, baseline: bool = False,
                          sweep: bool = True) -> bool:
