@@ -189,24 +189,15 @@ def _percentile(values: list[float], q: float) -> float:
 @contextlib.asynccontextmanager
 async def _redis() -> AsyncIterator[str]:
     """A throwaway redis-server on a free port (no persistence); yields its URL."""
-    from tests.harness import free_port
+    from tests.harness import free_port, start_redis
 
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--maxclients", "10000", stdout=asyncio.subprocess.DEVNULL)
+    proc = start_redis(port, Path(tempfile.mkdtemp()), "--maxclients", "10000")
     try:
-        for _ in range(100):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()
-        await proc.wait()
+        proc.wait(10)
 
 
 @contextlib.asynccontextmanager

@@ -3,10 +3,6 @@ loopback. Tests that disturb a venue (stop it, inject faults) start their own.""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +14,7 @@ from gateway.sandbox.engine import EngineConfig
 from gateway.sandbox.lemon import API_KEY, LARGE_API_KEY
 from gateway.sandbox.lemon.app import LemonSettings
 from gateway.sandbox.venue import SandboxRunner
-from tests.harness import GraphQLClient, RunningGateway, SandboxControl
+from tests.harness import GraphQLClient, RunningGateway, SandboxControl, free_port, start_redis
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -105,25 +101,8 @@ def gql(gateway: RunningGateway) -> GraphQLClient:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on a free loopback port (``make test`` installs it where it is missing)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed: run the tests with `make test`, which installs it")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
+    port = free_port()
+    proc = start_redis(port, tmp_path_factory.mktemp("redis"))
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)

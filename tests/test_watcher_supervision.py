@@ -6,32 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_connections
-from tests.harness import SandboxControl, Subscription, eventually, free_port, running_gateway
-
-
-def _redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed: run the tests with `make test`"
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
-            time.sleep(0.05)
+from tests.harness import SandboxControl, Subscription, eventually, free_port, running_gateway, start_redis
 
 
 async def _metric(url: str, name: str) -> float:
@@ -56,7 +37,7 @@ async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subsc
     the FILLED event: the restarted watcher compares with what it saw before the failure instead of
     taking the fill as its new baseline."""
     port = free_port()
-    redis = _redis(port, tmp_path)
+    redis = start_redis(port, tmp_path)
     url = f"redis://127.0.0.1:{port}/0"
     events = {**FAST_EVENTS, "backend": "redis", "redis_url": url, "stream_key": f"test:supervision:{port}"}
     try:
@@ -83,7 +64,7 @@ async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subsc
                 if fill == "while Redis is down":  # the order fills: only a poll can see it
                     await lemon_control.price("IE00B4L5Y983", "94.00")
                     await asyncio.sleep(1.0)  # the watcher fails again meanwhile
-                redis = _redis(port, tmp_path)  # back, empty: statuses, live mark and lease are gone
+                redis = start_redis(port, tmp_path)  # back, empty: statuses, live mark and lease are gone
                 published = await _metric_total(gateway.url, "gateway_events_published_total")
                 if fill == "after Redis is back":
                     await lemon_control.price("IE00B4L5Y983", "94.00")
