@@ -11,14 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.sandbox.lemon import LARGE_API_KEY
+from gateway.sandbox.venue import SandboxRunner
 from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_connections
 from tests.harness import SandboxControl, Subscription, eventually, free_port, running_gateway, start_redis
 
 
-async def _metric(url: str, name: str) -> float:
+async def _metric(url: str, name: str, connection: str = "lemon") -> float:
     async with httpx.AsyncClient() as http:
         text = (await http.get(url.replace("/graphql", "/metrics"))).text
-    match = re.search(rf'{name}\{{connection="lemon"\}} ([0-9.e+]+)', text)
+    match = re.search(rf'{name}\{{connection="{connection}"\}} ([0-9.e+]+)', text)
     return float(match.group(1)) if match else 0.0
 
 
@@ -106,3 +108,42 @@ async def test_a_watcher_outlives_the_deadline_and_time_budget_of_the_subscripti
                 assert events[-1]["status"] == "FILLED"
         finally:
             await lemon_control.price("IE00B4L5Y983", "101.73")
+
+
+async def test_an_order_made_at_the_broker_during_a_redis_outage_reaches_the_subscribers_of_an_empty_account(
+        tmp_path: Path, own_lemon_venue: SandboxRunner) -> None:
+    """The account (lemon's second paper account) has no orders when the watcher first looks. While
+    Redis is down an order is made at the broker (not through the gateway, so nothing publishes it);
+    Redis comes back empty. The restarted watcher has taken its first look (it told its subscribers
+    of no orders), so the new order is news, not part of a new baseline."""
+    base = own_lemon_venue.base_urls["lemon"]
+    port = free_port()
+    redis = start_redis(port, tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    events = {**FAST_EVENTS, "backend": "redis", "redis_url": url, "stream_key": f"test:supervision:{port}"}
+    try:
+        async with running_gateway(gateway_config(lemon_connections(base), events=events)) as gateway:
+            dashboard = await gateway.client().data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1})
+            account = next(c for c in dashboard["connections"] if c["name"] == "lemon-large")["accounts"][0]
+            assert account["orders"]["totalCount"] == 0
+            async with Subscription(gateway.url, "OrderStatusChanged", {"accountId": account["id"]}, None) as sub:
+                await asyncio.sleep(0.5)  # the watcher takes its first look: no orders
+                redis.terminate()
+                redis.wait(10)
+
+                async def restarted() -> bool:
+                    return await _metric(gateway.url, "gateway_watcher_restarts_total", "lemon-large") >= 1
+
+                await eventually(restarted, timeout=15)
+                async with httpx.AsyncClient(base_url=base.rstrip("/") + "/",
+                                             headers={"Authorization": f"Bearer {LARGE_API_KEY}"}) as raw:
+                    made = await raw.post("orders", json={"isin": "IE00B4L5Y983", "side": "buy", "quantity": 1,
+                                                          "venue": "xmun", "limit_price": 50, "expires_at": "P0D",
+                                                          "idempotency": "made-at-the-broker"})
+                    assert made.status_code == 200, made.text
+                redis = start_redis(port, tmp_path)  # back, empty
+                seen = await sub.until(lambda e: e["order"]["clientOrderId"] == "made-at-the-broker", timeout=20)
+                assert seen[-1]["previousStatus"] is None
+    finally:
+        redis.terminate()
+        redis.wait(10)

@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,15 @@ class WatcherSettings:
 _WORKING = frozenset(s for s in OrderStatus if not s.is_terminal)
 _WORKING_WORDS = frozenset(s.value for s in _WORKING)
 _TERMINAL_WORDS = frozenset(s.value for s in OrderStatus if s.is_terminal)
+
+
+@dataclass(slots=True)
+class _Told:
+    """What a running watcher's subscribers have been told: order id -> status (its first look's
+    statuses included), and whether it has taken that first look."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    looked: bool = False
 
 
 def _key(account: AccountKey) -> str:
@@ -263,9 +272,8 @@ class WatcherManager:
         self.metrics = metrics
         self.interest: dict[AccountKey, int] = {}
         self.tasks: dict[AccountKey, asyncio.Task[None]] = {}
-        # per running watcher: the status of every order its subscribers have been told (or that was
-        # its first baseline), kept across its restarts and lost with it
-        self._told: dict[AccountKey, dict[str, str]] = {}
+        # per running watcher, kept across its restarts and gone with it
+        self._told: dict[AccountKey, _Told] = {}
         self._stopping: dict[AccountKey, asyncio.TimerHandle] = {}
 
     @property
@@ -285,7 +293,7 @@ class WatcherManager:
                 adapter.record_orders([order], changed=changed)
             if not changed:
                 if told is not None:
-                    told[order.key.broker_order_id] = order.status.value
+                    told.statuses[order.key.broker_order_id] = order.status.value
                 continue
             received = datetime.now(UTC)
             # the broker's time for the change (fill, cancel, ... time) where it reports one
@@ -300,7 +308,7 @@ class WatcherManager:
                 raise
             self.metrics.events_published.inc()
             if told is not None:
-                told[order.key.broker_order_id] = order.status.value
+                told.statuses[order.key.broker_order_id] = order.status.value
             published.append(event)
         return published
 
@@ -367,8 +375,7 @@ class WatcherManager:
         budget.priority.set(budget.Priority.BACKGROUND)
         adapter = self.registry.get(account.connection)
         failures = 0
-        told: dict[str, str] = {}
-        self._told[account] = told
+        told = self._told[account] = _Told()
         try:
             while True:
                 try:
@@ -425,18 +432,21 @@ class WatcherManager:
             listed = {o.key.broker_order_id: o.status.value for o in orders}
             told = self._told.get(account)
             if await self.state.baseline(account, listed):
-                if not told:  # a first look: what changed while nobody watched is not news
+                if told is None or not told.looked:  # a first look: what changed while nobody watched is not news
                     if told is not None:
-                        told.update(listed)
+                        told.statuses.update(listed)
+                        told.looked = True
                     return any(not o.status.is_terminal for o in orders)
                 # a restart after the shared state was lost: what changed since the subscribers were
                 # last told is news; set the state back to that, and compare as usual below
                 for order_id, status in listed.items():
-                    before = told.get(order_id)
+                    before = told.statuses.get(order_id)
                     if before is None:
                         await self.state.forget(account, order_id)
                     elif before != status:
                         await self.state.revert(account, order_id, status, before)
+            if told is not None:
+                told.looked = True
         await self.observe(account, orders)
         return any(not o.status.is_terminal for o in orders)
 
