@@ -17,6 +17,24 @@ from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_connecti
 from tests.harness import SandboxControl, Subscription, eventually, free_port, running_gateway, start_redis
 
 
+class _OwnRedis:
+    """A redis-server of the test's own, stopped and started again (empty) on the same port;
+    ``events`` is the gateway's ``[events]`` table on it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port, self.folder = free_port(), folder
+        self.events = {**FAST_EVENTS, "backend": "redis", "redis_url": f"redis://127.0.0.1:{self.port}/0",
+                       "stream_key": f"test:supervision:{self.port}"}
+        self.start()
+
+    def start(self) -> None:
+        self.proc = start_redis(self.port, self.folder)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 async def _metric(url: str, name: str, connection: str = "lemon") -> float:
     async with httpx.AsyncClient() as http:
         text = (await http.get(url.replace("/graphql", "/metrics"))).text
@@ -38,12 +56,9 @@ async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subsc
     lease gone). Whether the order fills during the outage or after Redis is back, its subscribers get
     the FILLED event: the restarted watcher compares with what it saw before the failure instead of
     taking the fill as its new baseline."""
-    port = free_port()
-    redis = start_redis(port, tmp_path)
-    url = f"redis://127.0.0.1:{port}/0"
-    events = {**FAST_EVENTS, "backend": "redis", "redis_url": url, "stream_key": f"test:supervision:{port}"}
+    redis = _OwnRedis(tmp_path)
     try:
-        async with running_gateway(gateway_config(lemon_connections(lemon_url), events=events)) as gateway:
+        async with running_gateway(gateway_config(lemon_connections(lemon_url), events=redis.events)) as gateway:
             client = gateway.client(MAIN_KEY)
             account = (await client.data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1})
                        )["connections"][0]["accounts"][0]["id"]
@@ -56,8 +71,7 @@ async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subsc
                 order = placed["order"]["id"]
                 await sub.until(lambda e: e["order"]["id"] == order and e["status"] == "SUBMITTED")
 
-                redis.terminate()  # the watcher's next Redis call fails
-                redis.wait(10)
+                redis.stop()  # the watcher's next Redis call fails
 
                 async def restarted() -> bool:
                     return await _metric(gateway.url, "gateway_watcher_restarts_total") >= 1
@@ -66,7 +80,7 @@ async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subsc
                 if fill == "while Redis is down":  # the order fills: only a poll can see it
                     await lemon_control.price("IE00B4L5Y983", "94.00")
                     await asyncio.sleep(1.0)  # the watcher fails again meanwhile
-                redis = start_redis(port, tmp_path)  # back, empty: statuses, live mark and lease are gone
+                redis.start()  # back, empty: statuses, live mark and lease are gone
                 published = await _metric_total(gateway.url, "gateway_events_published_total")
                 if fill == "after Redis is back":
                     await lemon_control.price("IE00B4L5Y983", "94.00")
@@ -81,8 +95,7 @@ async def test_a_watcher_whose_redis_connection_fails_is_restarted_and_its_subsc
                         f"polls {await _metric(gateway.url, 'gateway_upstream_polls_total')}") from None
                 assert filled[-1]["status"] == "FILLED" and filled[-1]["previousStatus"] == "SUBMITTED"
     finally:
-        redis.terminate()
-        redis.wait(10)
+        redis.stop()
         await lemon_control.price("IE00B4L5Y983", "101.73")
 
 
@@ -117,19 +130,15 @@ async def test_an_order_made_at_the_broker_during_a_redis_outage_reaches_the_sub
     Redis comes back empty. The restarted watcher has taken its first look (it told its subscribers
     of no orders), so the new order is news, not part of a new baseline."""
     base = own_lemon_venue.base_urls["lemon"]
-    port = free_port()
-    redis = start_redis(port, tmp_path)
-    url = f"redis://127.0.0.1:{port}/0"
-    events = {**FAST_EVENTS, "backend": "redis", "redis_url": url, "stream_key": f"test:supervision:{port}"}
+    redis = _OwnRedis(tmp_path)
     try:
-        async with running_gateway(gateway_config(lemon_connections(base), events=events)) as gateway:
+        async with running_gateway(gateway_config(lemon_connections(base), events=redis.events)) as gateway:
             dashboard = await gateway.client().data("Dashboard", {"positionsFirst": 1, "ordersFirst": 1})
             account = next(c for c in dashboard["connections"] if c["name"] == "lemon-large")["accounts"][0]
             assert account["orders"]["totalCount"] == 0
             async with Subscription(gateway.url, "OrderStatusChanged", {"accountId": account["id"]}, None) as sub:
                 await asyncio.sleep(0.5)  # the watcher takes its first look: no orders
-                redis.terminate()
-                redis.wait(10)
+                redis.stop()
 
                 async def restarted() -> bool:
                     return await _metric(gateway.url, "gateway_watcher_restarts_total", "lemon-large") >= 1
@@ -141,9 +150,8 @@ async def test_an_order_made_at_the_broker_during_a_redis_outage_reaches_the_sub
                                                           "venue": "xmun", "limit_price": 50, "expires_at": "P0D",
                                                           "idempotency": "made-at-the-broker"})
                     assert made.status_code == 200, made.text
-                redis = start_redis(port, tmp_path)  # back, empty
+                redis.start()  # back, empty
                 seen = await sub.until(lambda e: e["order"]["clientOrderId"] == "made-at-the-broker", timeout=20)
                 assert seen[-1]["previousStatus"] is None
     finally:
-        redis.terminate()
-        redis.wait(10)
+        redis.stop()
