@@ -42,9 +42,9 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 sys.path.insert(0, ROOT)
 
 from gateway.sandbox.engine import EngineConfig  # noqa: E402
-from gateway.sandbox.lemon import API_KEY  # noqa: E402
 from gateway.sandbox.lemon.app import LemonSettings  # noqa: E402
 from gateway.sandbox.venue import SandboxRunner  # noqa: E402
+from tests.conftest import lemon_config_file  # noqa: E402
 from tests.harness import GraphQLClient, document  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -280,21 +280,12 @@ def lemon_venue() -> SandboxRunner:
 def subscribers_config(lemon_url: str, more: str = "") -> Path:
     """A development config file with one lemon connection to ``lemon_url``, ``more`` TOML (before
     ``[transport]``), and room for 1 000 sockets from 127.0.0.1 before their ``connection_ack``."""
-    path = Path(tempfile.mkdtemp()) / "bench.toml"
-    path.write_text(f"""
-profile = "development"
-
-[connections.lemon]
-broker = "lemon"
-base_url = "{lemon_url}"
-credentials = {{ api_key = "{API_KEY}" }}
-rate_limit = 10000
-{more}
+    return lemon_config_file(Path(tempfile.mkdtemp()) / "bench.toml", lemon_url, head='profile = "development"',
+                             keys=None, more=f"""{more}
 [transport]
 # every subscriber of a run comes from 127.0.0.1, and they connect 50 at a time per client process
 max_unauthenticated_sockets_per_client = 1000
 """)
-    return path
 
 
 async def main(args: argparse.Namespace) -> None:

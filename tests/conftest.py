@@ -108,19 +108,22 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(10)
 
 
-def lemon_config_file(path: Path, lemon_url: str, *, head: str = "", keys: str = '["lemon"]', more: str = "") -> Path:
+def lemon_config_file(path: Path, lemon_url: str, *, head: str = "", keys: str | None = '["lemon"]',
+                      more: str = "") -> Path:
     """A configuration file at ``path``: one lemon connection to ``lemon_url`` (``more`` TOML after it)
-    and the API key ``MAIN_KEY`` for ``keys``; no ``profile`` unless ``head`` says one (production)."""
+    and the API key ``MAIN_KEY`` for ``keys`` (``None``: no API keys, so a development gateway asks
+    for none); no ``profile`` unless ``head`` says one (production)."""
+    api_keys = "" if keys is None else f"""
+[[api_keys]]
+name = "main"
+sha256 = "{ApiKeyConfig.hash_key(MAIN_KEY)}"
+connections = {keys}
+"""
     path.write_text(f"""{head}
 [connections.lemon]
 broker = "lemon"
 base_url = "{lemon_url}"
 credentials = {{ api_key = "{API_KEY}" }}
 rate_limit = 10000
-{more}
-[[api_keys]]
-name = "main"
-sha256 = "{ApiKeyConfig.hash_key(MAIN_KEY)}"
-connections = {keys}
-""")
+{more}{api_keys}""")
     return path

@@ -10,22 +10,13 @@ from pathlib import Path
 
 import httpx
 
-from gateway.sandbox.lemon import API_KEY
-from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_connections
+from tests.conftest import FAST_EVENTS, MAIN_KEY, gateway_config, lemon_config_file, lemon_connections
 from tests.harness import GraphQLClient, SandboxControl, Subscription, running_gateway, served_process
 
 
 def _config(tmp_path: Path, lemon_url: str, redis_url: str) -> Path:
-    path = tmp_path / "replica.toml"
-    path.write_text(f"""
-profile = "development"
-
-[connections.lemon]
-broker = "lemon"
-base_url = "{lemon_url}"
-credentials = {{ api_key = "{API_KEY}" }}
+    return lemon_config_file(tmp_path / "replica.toml", lemon_url, head='profile = "development"', keys=None, more=f"""
 timeout = 3.0
-rate_limit = 10000
 
 [events]
 backend = "redis"
@@ -36,7 +27,6 @@ slow_interval = 0.4
 lease_ttl = 2.0
 linger = 0.2
 """)
-    return path
 
 
 async def _polls(url: str) -> float:

@@ -12,29 +12,19 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.sandbox.lemon import API_KEY
+from tests.conftest import lemon_config_file
 from tests.harness import GraphQLClient, Subscription, eventually, served_process
 
 
 def _config(folder: Path, lemon_url: str, redis_url: str | None) -> str:
-    path = folder / "workers.toml"
     events = f'backend = "redis"\nredis_url = "{redis_url}"\nstream_key = "workers-test"' if redis_url else ""
-    path.write_text(f"""
-profile = "development"
-
-[connections.lemon]
-broker = "lemon"
-base_url = "{lemon_url}"
-credentials = {{ api_key = "{API_KEY}" }}
-rate_limit = 10000
-
+    return str(lemon_config_file(folder / "workers.toml", lemon_url, head='profile = "development"', keys=None, more=f"""
 [events]
 fast_interval = 0.2
 slow_interval = 0.5
 lease_ttl = 2.0
 {events}
-""")
-    return str(path)
+"""))
 
 
 def test_workers_without_redis_are_refused(tmp_path: Path, lemon_url: str) -> None:
