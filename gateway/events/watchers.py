@@ -430,12 +430,11 @@ class WatcherManager:
                     await self.state.forget(account, order_id)
         if baseline:
             listed = {o.key.broker_order_id: o.status.value for o in orders}
-            told = self._told.get(account)
+            told = self._told[account]  # the running watcher's (see _watch)
             if await self.state.baseline(account, listed):
-                if told is None or not told.looked:  # a first look: what changed while nobody watched is not news
-                    if told is not None:
-                        told.statuses.update(listed)
-                        told.looked = True
+                if not told.looked:  # a first look: what changed while nobody watched is not news
+                    told.statuses.update(listed)
+                    told.looked = True
                     return any(not o.status.is_terminal for o in orders)
                 # a restart after the shared state was lost: what changed since the subscribers were
                 # last told is news; set the state back to that, and compare as usual below
@@ -445,8 +444,7 @@ class WatcherManager:
                         await self.state.forget(account, order_id)
                     elif before != status:
                         await self.state.revert(account, order_id, status, before)
-            if told is not None:
-                told.looked = True
+            told.looked = True
         await self.observe(account, orders)
         return any(not o.status.is_terminal for o in orders)
 
